@@ -1,0 +1,149 @@
+/* main.c - fulcrum-agent: configuration, logging, signals, the loop. */
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ev.h>
+
+#include "agent.h"
+#include "cfg.h"
+#include "log.h"
+
+static const char *const agent_cgroup_names[] = {"auto", "off", "path", NULL};
+static const char *const agent_level_names[] = {"err", "warn", "info", "debug", NULL};
+
+#define O(f) offsetof(struct agent_cfg, f)
+static const struct cfg_opt agent_opts[] = {
+    {"name", CFG_STR, O(name), 0, 63, NULL, NULL, "NAME", "node name (A-Z a-z 0-9 . _ -)"},
+    {"service", CFG_STR, O(service), 0, 255, NULL, NULL, "HOST:PORT",
+     "the cache node this agent reports (address clients reach)"},
+    {"group", CFG_STR, O(group), 0, 255, "239.255.77.77:7777", NULL, "ADDR:PORT",
+     "multicast group and port of the probes"},
+    {"mcast-if", CFG_STR, O(mcast_if), 0, 63, "127.0.0.1", NULL, "ADDR",
+     "address of the interface that joins the group"},
+    {"listen", CFG_STR, O(listen), 0, 255, "", NULL, "ADDR:PORT",
+     "also answer unicast probes on this address (networks without multicast)"},
+    {"key", CFG_STR, O(key), 0, 4095, NULL, NULL, "FILE", "cluster key file (mode 0600)"},
+    {"key-next", CFG_STR, O(key_next), 0, 4095, "", NULL, "FILE",
+     "second key accepted during a key rotation"},
+    {"jitter-ms", CFG_INT, O(jitter_ms), 0, 5000, "50", NULL, "MS",
+     "random delay before a reply, up to this"},
+    {"ttl", CFG_INT, O(ttl), 1, 255, "1", NULL, "N", "multicast TTL of hello and bye"},
+    {"max-pending", CFG_INT, O(max_pending), 1, 4096, "64", NULL, "N",
+     "replies waiting for their delay at most"},
+    {"check-interval", CFG_DOUBLE, O(check_interval), 0.05, 3600, "1", NULL, "SEC",
+     "seconds between TCP checks of the service (also their timeout)"},
+    {"max-skew", CFG_DOUBLE, O(max_skew), 1, 86400, "30", NULL, "SEC",
+     "a request whose timestamp is further off is dropped"},
+    {"cgroup", CFG_ENUM, O(cgroup_mode), 0, 0, "auto", agent_cgroup_names, "MODE",
+     "report CPU and RAM against the agent's cgroup limits"},
+    {"cgroup-path", CFG_STR, O(cgroup_path), 0, 4095, "", NULL, "DIR",
+     "the cgroup directory, with --cgroup path"},
+    {"log-file", CFG_STR, O(log_file), 0, 4095, "-", NULL, "FILE",
+     "log here instead of stderr (reopened on SIGHUP)"},
+    {"log-level", CFG_ENUM, O(log_level), 0, 0, "info", agent_level_names, "LEVEL",
+     "least severe level logged"},
+    {NULL},
+};
+#undef O
+
+static const struct cfg_prog agent_prog = {
+    .name = "fulcrum-agent",
+    .summary = "Answers the Fulcrum monitor's probes with this host's free RAM, CPU idle,\n"
+               "load and the state of its cache node, signed with the cluster key.\n"
+               "Signals: TERM/INT send bye and exit, HUP reopens the log, USR1 logs counters.",
+    .version = "0.1.0",
+    .opts = agent_opts,
+};
+
+static void agent_syserr(const char *msg)
+{
+    log_err("libev: %s", msg);
+    abort();
+}
+
+static void agent_sig_stop(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    struct agent *a = w->data;
+
+    log_info("signal %d: sending bye and stopping", w->signum);
+    agent_stop(a);
+    ev_break(loop, EVBREAK_ALL);
+}
+
+static void agent_sig_hup(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    if (log_reopen())
+        log_err("cannot reopen the log file");
+}
+
+static void agent_sig_usr1(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    agent_log_stats(w->data);
+}
+
+static int agent_check_cfg(const struct agent_cfg *c, char *err, size_t errlen)
+{
+    if (!c->name || !c->service) {
+        snprintf(err, errlen, "--name and --service are required (see --help)");
+        return -1;
+    }
+    if (c->cgroup_mode == AGENT_CGROUP_PATH && !*c->cgroup_path) {
+        snprintf(err, errlen, "--cgroup path needs --cgroup-path DIR");
+        return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct agent_cfg cfg = {0};
+    ev_signal sig_term, sig_int, sig_hup, sig_usr1;
+    struct ev_loop *loop;
+    struct agent *a;
+    char err[512];
+    int r, status = 1;
+
+    r = cfg_load(&agent_prog, &cfg, argc, argv, err, sizeof(err));
+    if (r == 0 && agent_check_cfg(&cfg, err, sizeof(err)))
+        r = -1;
+    if (r) {
+        if (r < 0)
+            fprintf(stderr, "fulcrum-agent: %s\n", err);
+        cfg_done(&agent_prog, &cfg);
+        return r > 0 ? 0 : 2;
+    }
+    if (log_open("fulcrum-agent", cfg.log_file, (enum log_level)cfg.log_level)) {
+        fprintf(stderr, "fulcrum-agent: cannot open log file %s\n", cfg.log_file);
+        goto out_cfg;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    ev_set_syserr_cb(agent_syserr);
+    loop = ev_default_loop(EVFLAG_AUTO);
+    a = agent_new(loop, &cfg, err, sizeof(err));
+    if (!a) {
+        log_err("%s", err);
+        goto out_log;
+    }
+    ev_signal_init(&sig_term, agent_sig_stop, SIGTERM);
+    ev_signal_init(&sig_int, agent_sig_stop, SIGINT);
+    ev_signal_init(&sig_hup, agent_sig_hup, SIGHUP);
+    ev_signal_init(&sig_usr1, agent_sig_usr1, SIGUSR1);
+    sig_term.data = sig_int.data = sig_usr1.data = a;
+    ev_signal_start(loop, &sig_term);
+    ev_signal_start(loop, &sig_int);
+    ev_signal_start(loop, &sig_hup);
+    ev_signal_start(loop, &sig_usr1);
+    agent_start(a);
+    ev_run(loop, 0);
+    agent_log_stats(a);
+    agent_free(a);
+    status = 0;
+out_log:
+    log_close();
+out_cfg:
+    cfg_done(&agent_prog, &cfg);
+    return status;
+}
