@@ -28,9 +28,9 @@
 #include "proto.h"
 #include "xalloc.h"
 
-#define AGENT_SEEN 256          /* nonces remembered against replay */
+#define AGENT_SEEN          256 /* nonces remembered against replay */
 #define AGENT_MIN_SAMPLE_MS 500 /* metrics are re-read at most this often */
-#define AGENT_RX_BURST 64       /* datagrams read per wakeup */
+#define AGENT_RX_BURST      64  /* datagrams read per wakeup */
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
@@ -167,8 +167,8 @@ static void agent_drop(struct agent *a, const struct sockaddr_in *from, const ch
 
     if (!log_rl_allow(&a->rl_drop, clock_mono_ms(), &supp))
         return;
-    log_warn("dropped datagram from=%s reason=%s field=%s suppressed=%u", net_ntop(from, addr),
-             why, field ? field : "", supp);
+    log_warn("dropped datagram from=%s reason=%s field=%s suppressed=%u", net_ntop(from, addr), why,
+             field ? field : "", supp);
 }
 
 /* True when the nonce was answered before; remembers it otherwise. */
@@ -407,8 +407,7 @@ static void agent_init_watchers(struct agent *a)
                   a->cfg->check_interval);
 }
 
-struct agent *agent_new(struct ev_loop *loop, const struct agent_cfg *cfg, char *err,
-                        size_t errlen)
+struct agent *agent_new(struct ev_loop *loop, const struct agent_cfg *cfg, char *err, size_t errlen)
 {
     struct agent *a = xcalloc(1, sizeof(*a));
 
@@ -420,8 +419,8 @@ struct agent *agent_new(struct ev_loop *loop, const struct agent_cfg *cfg, char 
     if (agent_addresses(a, err, errlen) || agent_keys(a, err, errlen) ||
         agent_sockets(a, err, errlen))
         goto out_free;
-    a->am = agent_metrics_new((enum agent_cgroup_mode)cfg->cgroup_mode, cfg->cgroup_path, err,
-                              errlen);
+    a->am =
+        agent_metrics_new((enum agent_cgroup_mode)cfg->cgroup_mode, cfg->cgroup_path, err, errlen);
     if (!a->am)
         goto out_free;
     proto_nonce_new(a->boot);

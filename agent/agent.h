@@ -20,12 +20,12 @@
 /* Parsed configuration (filled from the cfg table in main.c). */
 struct agent_cfg {
     char *name;
-    char *service;    /* HOST:PORT of the cache node */
-    char *group;      /* multicast ADDR:PORT */
-    char *mcast_if;   /* interface address for the group */
-    char *listen;     /* optional unicast ADDR:PORT for probes */
-    char *key;        /* key file */
-    char *key_next;   /* second key file accepted during a rotation */
+    char *service;  /* HOST:PORT of the cache node */
+    char *group;    /* multicast ADDR:PORT */
+    char *mcast_if; /* interface address for the group */
+    char *listen;   /* optional unicast ADDR:PORT for probes */
+    char *key;      /* key file */
+    char *key_next; /* second key file accepted during a rotation */
     long long jitter_ms;
     long long ttl;
     long long max_pending;
@@ -39,15 +39,15 @@ struct agent_cfg {
 
 /* Why a datagram was dropped or ignored: one counter each. */
 struct agent_stats {
-    uint64_t rx;                     /* datagrams received */
-    uint64_t answered;               /* probe responses sent */
-    uint64_t dropped[PROTO_E_MAX];   /* by decode error */
-    uint64_t stale;                  /* timestamp outside the skew window */
-    uint64_t replayed;               /* a nonce already answered */
-    uint64_t busy;                   /* too many replies pending */
-    uint64_t ignored;                /* valid, but not for an agent (hello...) */
+    uint64_t rx;                   /* datagrams received */
+    uint64_t answered;             /* probe responses sent */
+    uint64_t dropped[PROTO_E_MAX]; /* by decode error */
+    uint64_t stale;                /* timestamp outside the skew window */
+    uint64_t replayed;             /* a nonce already answered */
+    uint64_t busy;                 /* too many replies pending */
+    uint64_t ignored;              /* valid, but not for an agent (hello...) */
     uint64_t send_errors;
-    uint64_t checks_failed;          /* service checks that failed */
+    uint64_t checks_failed; /* service checks that failed */
 };
 
 struct agent;

@@ -260,10 +260,22 @@ static int parse_proc(char *buf, struct cg_line *v2, struct cg_line v1[CTRL_MAX]
     return 0;
 }
 
+/* True when path has a ".." component: a cgroup outside our cgroup
+ * namespace shows as "/../x", which names nothing under our mount. */
+static bool has_dotdot(const char *path)
+{
+    const char *p = strstr(path, "/..");
+
+    for (; p != NULL; p = strstr(p + 1, "/.."))
+        if (p[3] == '/' || p[3] == '\0')
+            return true;
+    return false;
+}
+
 /* dir of a cgroup path under a mount; the mount itself when it is missing. */
 static int cgroup_dir(char *out, size_t cap, const char *mount, const char *path)
 {
-    int rc = path_join(out, cap, mount, path);
+    int rc = path_join(out, cap, mount, has_dotdot(path) ? "" : path);
 
     if (rc < 0)
         return rc;
@@ -506,7 +518,7 @@ static int read_mem_limit(const char *dir, enum cg_version v, struct cg_limits *
     rc = parse_u64(buf, &limit);
     if (rc < 0)
         return rc;
-    if (limit > CG_NO_LIMIT_MIN * 2)
+    if (limit >= CG_NO_LIMIT_MIN)
         return 0;
     out->has_mem_limit = true;
     out->mem_limit = limit;

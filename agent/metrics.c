@@ -36,7 +36,7 @@ struct agent_metrics {
     uint64_t cg_last_ms;     /* time of the CPU baseline (now_ms clock) */
     uint64_t cg_last_ns;     /* cgroup CPU time at the baseline */
     double last_idle;        /* repeated when an interval cannot be measured */
-    char desc[sizeof(((struct cg_paths *)0)->cpu) + 256];
+    char desc[4096 + 256];   /* a cg_paths dir and the figures */
 };
 
 /* Live agent_metrics objects; libstatgrab is initialised while > 0. */

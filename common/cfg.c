@@ -303,8 +303,7 @@ static int cfg_scan_special(const struct cfg_prog *p, int argc, char **argv, con
     return 0;
 }
 
-int cfg_load(const struct cfg_prog *p, void *obj, int argc, char **argv, char *err,
-             size_t errlen)
+int cfg_load(const struct cfg_prog *p, void *obj, int argc, char **argv, char *err, size_t errlen)
 {
     struct cfg_ctx c = {.p = p, .obj = obj, .err = err, .errlen = errlen};
     const char *config = NULL;

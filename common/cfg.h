@@ -35,9 +35,9 @@ struct cfg_list {
 struct cfg_opt {
     const char *key; /* flag without "--", and file key */
     enum cfg_type type;
-    size_t off;      /* offsetof the field in the daemon's config struct */
+    size_t off; /* offsetof the field in the daemon's config struct */
     double min, max;
-    const char *def; /* default as text, or NULL */
+    const char *def;          /* default as text, or NULL */
     const char *const *names; /* CFG_ENUM: NULL-terminated */
     const char *metavar;
     const char *help;
@@ -53,8 +53,7 @@ struct cfg_prog {
 /* Fills obj from defaults, file and argv. Returns 0 to run, 1 when --help or
  * --version was printed (exit 0), or -EINVAL with err filled. obj must be
  * zeroed by the caller; free with cfg_done() whatever this returns. */
-int cfg_load(const struct cfg_prog *p, void *obj, int argc, char **argv, char *err,
-             size_t errlen);
+int cfg_load(const struct cfg_prog *p, void *obj, int argc, char **argv, char *err, size_t errlen);
 
 /* Frees the strings and lists cfg_load allocated in obj. */
 void cfg_done(const struct cfg_prog *p, void *obj);

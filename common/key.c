@@ -17,8 +17,8 @@ static int key_check_stat(const char *path, const struct stat *st, char *err, si
         return -EINVAL;
     }
     if (st->st_mode & (S_IRWXG | S_IRWXO)) {
-        snprintf(err, errlen, "key file %s: mode %03o lets group or others in; chmod 600 it",
-                 path, (unsigned)(st->st_mode & 0777));
+        snprintf(err, errlen, "key file %s: mode %03o lets group or others in; chmod 600 it", path,
+                 (unsigned)(st->st_mode & 0777));
         return -EPERM;
     }
     if (st->st_size < KEY_FILE_MIN || st->st_size > KEY_FILE_MAX) {

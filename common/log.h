@@ -32,10 +32,10 @@ int log_level_parse(const char *s, enum log_level *out);
 
 void log_write(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-#define log_at(lvl, ...)                                                                           \
-    do {                                                                                           \
-        if ((lvl) <= log_level_cur)                                                                \
-            log_write((lvl), __VA_ARGS__);                                                         \
+#define log_at(lvl, ...)                   \
+    do {                                   \
+        if ((lvl) <= log_level_cur)        \
+            log_write((lvl), __VA_ARGS__); \
     } while (0)
 #define log_err(...)  log_at(LOG_LVL_ERR, __VA_ARGS__)
 #define log_warn(...) log_at(LOG_LVL_WARN, __VA_ARGS__)
@@ -43,8 +43,8 @@ void log_write(enum log_level lvl, const char *fmt, ...) __attribute__((format(p
 #ifdef FULCRUM_DEBUG_LOG
 #define log_debug(...) log_at(LOG_LVL_DEBUG, __VA_ARGS__)
 #else
-#define log_debug(...)                                                                             \
-    do {                                                                                           \
+#define log_debug(...) \
+    do {               \
     } while (0)
 #endif
 
@@ -59,7 +59,10 @@ struct log_rl {
     unsigned suppressed;
 };
 
-#define LOG_RL_INIT(b, w) {.burst = (b), .window_ms = (w)}
+#define LOG_RL_INIT(b, w)              \
+    {                                  \
+        .burst = (b), .window_ms = (w) \
+    }
 
 /* True when a line may be written now. *suppressed gets the number of lines
  * dropped since the last allowed one (to append to the message). */

@@ -141,6 +141,18 @@ int net_udp_socket(const struct sockaddr_in *bind_addr, struct in_addr ifaddr, i
     return net_mcast_out(fd, ifaddr, ttl, err, errlen);
 }
 
+int net_set_rcvbuf(int fd, int bytes)
+{
+    socklen_t sl = sizeof(bytes);
+
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof(bytes)) == -1 &&
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes)) == -1)
+        return -errno;
+    if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, &sl) == -1)
+        return -errno;
+    return bytes;
+}
+
 unsigned net_local_port(int fd)
 {
     struct sockaddr_in sa;

@@ -36,6 +36,12 @@ int net_mcast_socket(const struct sockaddr_in *group, struct in_addr ifaddr, int
 int net_udp_socket(const struct sockaddr_in *bind_addr, struct in_addr ifaddr, int ttl, char *err,
                    size_t errlen);
 
+/* Asks for a receive buffer of `bytes` (SO_RCVBUFFORCE when privileged,
+ * else SO_RCVBUF, which the kernel caps at net.core.rmem_max). A monitor
+ * hears a whole cluster answer within milliseconds: it needs room.
+ * Returns the size the kernel granted, or -errno. */
+int net_set_rcvbuf(int fd, int bytes);
+
 /* Port of a bound socket in host order, or 0 on error. */
 unsigned net_local_port(int fd);
 

@@ -10,17 +10,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PROTO_VERSION 1
-#define PROTO_MAX_DGRAM 1400        /* whole datagram, JSON + '\n' + MAC */
-#define PROTO_MAC_HEX 64            /* HMAC-SHA256 tag as lowercase hex */
+#define PROTO_VERSION     1
+#define PROTO_MAX_DGRAM   1400 /* whole datagram, JSON + '\n' + MAC */
+#define PROTO_MAC_HEX     64   /* HMAC-SHA256 tag as lowercase hex */
 #define PROTO_NONCE_BYTES 16
-#define PROTO_NONCE_HEX (PROTO_NONCE_BYTES * 2)
-#define PROTO_NAME_MAX 63           /* [A-Za-z0-9._-]{1,63} */
-#define PROTO_KEY_BYTES 32
-#define PROTO_MAX_SEQ 9007199254740991ULL /* 2^53 - 1: exact in a JSON double */
-#define PROTO_MAX_BYTES 1125899906842624.0 /* 2^50: 1 PiB of RAM is plenty */
-#define PROTO_MAX_LOAD 100000.0
-#define PROTO_MAX_UPTIME 3153600000.0 /* 100 years in seconds */
+#define PROTO_NONCE_HEX   (PROTO_NONCE_BYTES * 2)
+#define PROTO_NAME_MAX    63 /* [A-Za-z0-9._-]{1,63} */
+#define PROTO_KEY_BYTES   32
+#define PROTO_MAX_SEQ     9007199254740991ULL /* 2^53 - 1: exact in a JSON double */
+#define PROTO_MAX_BYTES   1125899906842624.0  /* 2^50: 1 PiB of RAM is plenty */
+#define PROTO_MAX_LOAD    100000.0
+#define PROTO_MAX_UPTIME  3153600000.0 /* 100 years in seconds */
 #define PROTO_MAX_HOLD_MS 60000.0
 
 enum proto_type {
@@ -33,15 +33,15 @@ enum proto_type {
 
 /* What an agent reports about its host and its cache node. */
 struct proto_metrics {
-    char ip[16];        /* dotted IPv4 of the cache node */
-    uint16_t port;      /* TCP port of the cache node, 1..65535 */
-    double ram_free;    /* bytes, 0..ram_total */
-    double ram_total;   /* bytes, > 0 */
-    double cpu_idle;    /* percent, 0..100 */
-    double load1;       /* 1-minute load average, >= 0 */
-    double uptime;      /* seconds the agent has run */
-    bool service_up;    /* a TCP connect to ip:port succeeded */
-    bool cgroup;        /* cpu/ram are against cgroup limits, not the host */
+    char ip[16];      /* dotted IPv4 of the cache node */
+    uint16_t port;    /* TCP port of the cache node, 1..65535 */
+    double ram_free;  /* bytes, 0..ram_total */
+    double ram_total; /* bytes, > 0 */
+    double cpu_idle;  /* percent, 0..100 */
+    double load1;     /* 1-minute load average, >= 0 */
+    double uptime;    /* seconds the agent has run */
+    bool service_up;  /* a TCP connect to ip:port succeeded */
+    bool cgroup;      /* cpu/ram are against cgroup limits, not the host */
 };
 
 /* One decoded, verified message. Which fields are meaningful depends on type:
@@ -58,7 +58,7 @@ struct proto_msg {
     int version;
     enum proto_type type;
     uint64_t seq;
-    uint64_t ts_ms;                 /* sender's wall clock, ms since epoch */
+    uint64_t ts_ms; /* sender's wall clock, ms since epoch */
     char nonce[PROTO_NONCE_HEX + 1];
     char name[PROTO_NAME_MAX + 1];
     char boot[PROTO_NONCE_HEX + 1]; /* random id of this agent process */
@@ -70,14 +70,14 @@ struct proto_msg {
 /* Why a datagram was dropped. Every reason has a counter. */
 enum proto_err {
     PROTO_OK = 0,
-    PROTO_E_OVERSIZE,  /* longer than PROTO_MAX_DGRAM */
-    PROTO_E_NOMAC,     /* no '\n' + 64 hex tag at the end */
-    PROTO_E_BADMAC,    /* tag does not verify under the cluster key */
-    PROTO_E_JSON,      /* not one strict JSON object */
-    PROTO_E_VERSION,   /* missing or unsupported "v" */
-    PROTO_E_TYPE,      /* missing or unknown "type" */
-    PROTO_E_FIELD,     /* a required field missing or of the wrong JSON type */
-    PROTO_E_RANGE,     /* a number not finite or out of range, a bad string */
+    PROTO_E_OVERSIZE, /* longer than PROTO_MAX_DGRAM */
+    PROTO_E_NOMAC,    /* no '\n' + 64 hex tag at the end */
+    PROTO_E_BADMAC,   /* tag does not verify under the cluster key */
+    PROTO_E_JSON,     /* not one strict JSON object */
+    PROTO_E_VERSION,  /* missing or unsupported "v" */
+    PROTO_E_TYPE,     /* missing or unknown "type" */
+    PROTO_E_FIELD,    /* a required field missing or of the wrong JSON type */
+    PROTO_E_RANGE,    /* a number not finite or out of range, a bad string */
     PROTO_E_MAX
 };
 

@@ -16,12 +16,12 @@
 #include <cjson/cJSON.h>
 #include <sodium.h>
 
-static const char *const proto_type_names[PROTO_TYPE_MAX] = {
-    "probe_request", "probe_response", "hello", "bye"};
+static const char *const proto_type_names[PROTO_TYPE_MAX] = {"probe_request", "probe_response",
+                                                             "hello", "bye"};
 
 static const char *const proto_err_names[PROTO_E_MAX] = {
-    "ok", "oversize", "no_mac", "bad_mac", "malformed_json", "bad_version", "bad_type",
-    "bad_field", "out_of_range"};
+    "ok",          "oversize", "no_mac",    "bad_mac",     "malformed_json",
+    "bad_version", "bad_type", "bad_field", "out_of_range"};
 
 const char *proto_type_name(enum proto_type t)
 {

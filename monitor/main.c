@@ -176,8 +176,8 @@ static void monitor_on_round(struct mon *m, uint64_t round, void *arg)
     }
 }
 
-static int monitor_build_cfg(const struct monitor_cfg *c, struct key_ring *kr,
-                             struct mon_cfg *mc, char *err, size_t errlen)
+static int monitor_build_cfg(const struct monitor_cfg *c, struct key_ring *kr, struct mon_cfg *mc,
+                             char *err, size_t errlen)
 {
     int r;
 

@@ -27,7 +27,8 @@
 #include "proto.h"
 #include "xalloc.h"
 
-#define MON_RX_BURST 256 /* datagrams read per wakeup */
+#define MON_RX_BURST 256       /* datagrams read per wakeup */
+#define MON_RCVBUF   (4 << 20) /* bytes: 1000 agents' replies with room to spare */
 
 struct mon {
     struct ev_loop *loop;
@@ -85,8 +86,7 @@ int mon_set_drain(struct mon *m, const char *name, bool drain)
 
 /* ---- probing ---- */
 
-static void mon_send_probe(struct mon *m, const struct sockaddr_in *to, const char *buf,
-                           size_t n)
+static void mon_send_probe(struct mon *m, const struct sockaddr_in *to, const char *buf, size_t n)
 {
     char addr[NET_ADDRSTRLEN];
 
@@ -292,6 +292,10 @@ struct mon *mon_new(struct ev_loop *loop, const struct mon_cfg *cfg, char *err, 
     m->pfd = net_udp_socket(&cfg->probe_bind, cfg->mcast_if, cfg->ttl, err, errlen);
     if (m->pfd < 0)
         goto out_free;
+    /* Replies of a large cluster arrive in one burst; hello/bye rarely. */
+    if (net_set_rcvbuf(m->pfd, MON_RCVBUF) < MON_RCVBUF / 4)
+        log_warn("probe socket receive buffer is small (raise net.core.rmem_max)");
+    net_set_rcvbuf(m->gfd, MON_RCVBUF / 4);
     m->t = mon_table_new(&cfg->table);
     ev_io_init(&m->gio, mon_read_cb, m->gfd, EV_READ);
     ev_io_init(&m->pio, mon_read_cb, m->pfd, EV_READ);

@@ -32,14 +32,14 @@ typedef void (*mon_round_cb)(struct mon *m, uint64_t round, void *arg);
 struct mon_cfg {
     struct sockaddr_in group;
     struct in_addr mcast_if;
-    struct sockaddr_in probe_bind;  /* port 0: ephemeral */
+    struct sockaddr_in probe_bind; /* port 0: ephemeral */
     int ttl;
-    double interval;                /* seconds between probes */
-    double max_skew;                /* seconds hello/bye timestamps may be off */
+    double interval;                             /* seconds between probes */
+    double max_skew;                             /* seconds hello/bye timestamps may be off */
     struct sockaddr_in unicast[MON_UNICAST_MAX]; /* agents probed directly */
     size_t n_unicast;
     struct mon_table_cfg table;
-    const struct key_ring *keys;    /* borrowed; outlives the monitor */
+    const struct key_ring *keys; /* borrowed; outlives the monitor */
     mon_round_cb on_round;
     void *arg;
 };
@@ -50,16 +50,16 @@ struct mon_stats {
     uint64_t probes_sent;
     uint64_t send_errors;
     uint64_t rx;
-    uint64_t responses;             /* accepted probe responses */
-    uint64_t hellos, byes;          /* accepted */
-    uint64_t dropped[PROTO_E_MAX];  /* by decode error */
-    uint64_t unknown_nonce;         /* a response to no probe of ours */
-    uint64_t late;                  /* a response to the previous round */
-    uint64_t replayed;              /* second answer in a round, old hello/bye */
-    uint64_t stale;                 /* hello/bye timestamp outside max_skew */
-    uint64_t unknown_node;          /* bye from a node not in the table */
+    uint64_t responses;            /* accepted probe responses */
+    uint64_t hellos, byes;         /* accepted */
+    uint64_t dropped[PROTO_E_MAX]; /* by decode error */
+    uint64_t unknown_nonce;        /* a response to no probe of ours */
+    uint64_t late;                 /* a response to the previous round */
+    uint64_t replayed;             /* second answer in a round, old hello/bye */
+    uint64_t stale;                /* hello/bye timestamp outside max_skew */
+    uint64_t unknown_node;         /* bye from a node not in the table */
     uint64_t table_full;
-    uint64_t ignored;               /* probe requests (ours or another monitor's) */
+    uint64_t ignored; /* probe requests (ours or another monitor's) */
 };
 
 void mon_cfg_default(struct mon_cfg *cfg);

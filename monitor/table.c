@@ -540,7 +540,7 @@ static double clamp_show(double x, double lo, double hi)
     return x < lo ? lo : x > hi ? hi : x;
 }
 
-/* 7.8G, 512M, 1.0K, 100B: binary units, 2 or 3 significant digits. */
+/* 7.8G, 15.6G, 512M, 100B: binary units, one decimal below 100. */
 static void human_bytes(double b, char *buf, size_t len)
 {
     static const char units[] = "BKMGTP";
@@ -557,7 +557,7 @@ static void human_bytes(double b, char *buf, size_t len)
     }
     if (i == 0)
         snprintf(buf, len, "%.0fB", b);
-    else if (b < 9.95)
+    else if (b < 99.95)
         snprintf(buf, len, "%.1f%c", b, units[i]);
     else
         snprintf(buf, len, "%.0f%c", b, units[i]);

@@ -13,7 +13,7 @@
 #include "proto-t.h"
 
 #define MON_WEIGHT_FLOOR 8
-#define MON_WEIGHT_CAP 256
+#define MON_WEIGHT_CAP   256
 
 struct mon_weight_cfg {
     double cpu_share;  /* share of headroom from CPU idle, rest from RAM: 0.7 */

@@ -134,6 +134,16 @@ Test(resolve, v2_root_and_missing_path_use_fs_root)
     cr_assert_str_eq(p.memory, FIX "/v2/fs");
 }
 
+Test(resolve, v2_path_outside_namespace_uses_fs_root)
+{
+    struct cg_paths p;
+
+    /* "/../fs/app" would name an existing dir if joined blindly */
+    cr_assert_eq(cg_resolve(FIX "/v2/proc-self-cgroup-dotdot", FIX "/v2/fs", &p), 0);
+    cr_assert_eq(p.version, CG_V2);
+    cr_assert_str_eq(p.cpu, FIX "/v2/fs");
+}
+
 Test(resolve, v2_line_without_unified_fs_is_not_found)
 {
     struct cg_paths p;

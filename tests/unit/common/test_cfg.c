@@ -74,8 +74,8 @@ Test(cfg, defaults)
 Test(cfg, flags_both_forms)
 {
     struct tcfg c;
-    char *argv[] = {"t", "--name", "abc", "--port=80", "--json", "--mode", "path",
-                    "--peer", "a:1", "--peer=b:2", "--interval", "0.5", NULL};
+    char *argv[] = {"t",      "--name", "abc",        "--port=80",  "--json", "--mode", "path",
+                    "--peer", "a:1",    "--peer=b:2", "--interval", "0.5",    NULL};
 
     cr_assert_eq(load(&c, 12, argv), 0, "%s", err);
     cr_assert_str_eq(c.name, "abc");
@@ -156,8 +156,9 @@ Test(cfg, missing_file)
 
 Test(cfg, rejects_bad_numbers)
 {
-    const char *bad[][2] = {{"--port", "12x"}, {"--port", ""}, {"--port", "0"},
-                            {"--port", "1e3"}, {"--interval", "nan"}, {"--interval", "inf"},
+    const char *bad[][2] = {{"--port", "12x"},      {"--port", ""},
+                            {"--port", "0"},        {"--port", "1e3"},
+                            {"--interval", "nan"},  {"--interval", "inf"},
                             {"--interval", "0.01"}, {"--port", "99999999999999999999"}};
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {

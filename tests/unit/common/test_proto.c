@@ -48,11 +48,12 @@ static enum proto_err decode_json(const char *json, struct proto_msg *m, const c
 }
 
 #define NONCE "0123456789abcdef0123456789abcdef"
-#define BOOT "fedcba9876543210fedcba9876543210"
-#define HDR(type) "{\"v\":1,\"type\":\"" type "\",\"seq\":7,\"ts\":1700000000000,\"nonce\":\"" NONCE "\""
+#define BOOT  "fedcba9876543210fedcba9876543210"
+#define HDR(type) \
+    "{\"v\":1,\"type\":\"" type "\",\"seq\":7,\"ts\":1700000000000,\"nonce\":\"" NONCE "\""
 #define ID ",\"name\":\"cache-a\",\"boot\":\"" BOOT "\""
-#define METRICS                                                                                    \
-    ",\"ip\":\"127.0.0.1\",\"port\":8080,\"ram_free\":1000,\"ram_total\":4000,\"cpu_idle\":55.5,"  \
+#define METRICS                                                                                   \
+    ",\"ip\":\"127.0.0.1\",\"port\":8080,\"ram_free\":1000,\"ram_total\":4000,\"cpu_idle\":55.5," \
     "\"load1\":0.25,\"uptime\":12,\"service\":\"up\""
 #define RESPONSE HDR("probe_response") ID ",\"hold_ms\":12.5" METRICS
 
@@ -118,10 +119,22 @@ static void round_trip(enum proto_type t)
         cr_assert_float_eq(out.hold_ms, 3.25, 1e-9);
 }
 
-Test(proto, round_trip_probe_request) { round_trip(PROTO_PROBE_REQUEST); }
-Test(proto, round_trip_probe_response) { round_trip(PROTO_PROBE_RESPONSE); }
-Test(proto, round_trip_hello) { round_trip(PROTO_HELLO); }
-Test(proto, round_trip_bye) { round_trip(PROTO_BYE); }
+Test(proto, round_trip_probe_request)
+{
+    round_trip(PROTO_PROBE_REQUEST);
+}
+Test(proto, round_trip_probe_response)
+{
+    round_trip(PROTO_PROBE_RESPONSE);
+}
+Test(proto, round_trip_hello)
+{
+    round_trip(PROTO_HELLO);
+}
+Test(proto, round_trip_bye)
+{
+    round_trip(PROTO_BYE);
+}
 
 Test(proto, encode_refuses_what_would_not_decode)
 {
@@ -227,9 +240,18 @@ Test(proto, accepts_second_key_of_ring)
     cr_assert_eq(proto_decode(buf, n, &ring, &m, NULL), PROTO_E_BADMAC);
 }
 
-Test(proto, rejects_malformed_json) { expect_err("{\"v\":1,", PROTO_E_JSON, "json"); }
-Test(proto, rejects_trailing_garbage) { expect_err(RESPONSE "} x", PROTO_E_JSON, "json"); }
-Test(proto, rejects_non_object) { expect_err("[1,2,3]", PROTO_E_JSON, "json"); }
+Test(proto, rejects_malformed_json)
+{
+    expect_err("{\"v\":1,", PROTO_E_JSON, "json");
+}
+Test(proto, rejects_trailing_garbage)
+{
+    expect_err(RESPONSE "} x", PROTO_E_JSON, "json");
+}
+Test(proto, rejects_non_object)
+{
+    expect_err("[1,2,3]", PROTO_E_JSON, "json");
+}
 
 Test(proto, rejects_embedded_nul)
 {
@@ -291,8 +313,7 @@ Test(proto, rejects_negative_seq)
 
 Test(proto, rejects_fractional_seq)
 {
-    expect_err("{\"v\":1,\"type\":\"probe_request\",\"seq\":1.5,\"ts\":1,\"nonce\":\"" NONCE
-               "\"}",
+    expect_err("{\"v\":1,\"type\":\"probe_request\",\"seq\":1.5,\"ts\":1,\"nonce\":\"" NONCE "\"}",
                PROTO_E_RANGE, "seq");
 }
 
@@ -306,8 +327,7 @@ Test(proto, rejects_huge_seq)
 Test(proto, rejects_infinite_number)
 {
     /* cJSON reads 1e999 as inf: it must not pass as a number. */
-    expect_err(HDR("probe_response") ID ",\"hold_ms\":1e999" METRICS "}", PROTO_E_RANGE,
-               "hold_ms");
+    expect_err(HDR("probe_response") ID ",\"hold_ms\":1e999" METRICS "}", PROTO_E_RANGE, "hold_ms");
 }
 
 Test(proto, rejects_missing_nonce)
@@ -328,10 +348,11 @@ Test(proto, rejects_bad_name)
 {
     expect_err(HDR("bye") ",\"name\":\"a b\",\"boot\":\"" BOOT "\"}", PROTO_E_RANGE, "name");
     expect_err(HDR("bye") ",\"name\":\"\",\"boot\":\"" BOOT "\"}", PROTO_E_RANGE, "name");
-    expect_err(HDR("bye") ",\"name\":"
-                          "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\","
-                          "\"boot\":\"" BOOT "\"}",
-               PROTO_E_RANGE, "name");
+    expect_err(
+        HDR("bye") ",\"name\":"
+                   "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\","
+                   "\"boot\":\"" BOOT "\"}",
+        PROTO_E_RANGE, "name");
 }
 
 Test(proto, rejects_missing_boot)
@@ -369,8 +390,7 @@ Test(proto, rejects_bad_port)
 Test(proto, rejects_bad_ip)
 {
     expect_err(HDR("hello") ID ",\"ip\":\"127.0.0.256\",\"port\":80}", PROTO_E_RANGE, "ip");
-    expect_err(HDR("hello") ID ",\"ip\":\"127.0.0.1.1.1.1.1.1\",\"port\":80}", PROTO_E_RANGE,
-               "ip");
+    expect_err(HDR("hello") ID ",\"ip\":\"127.0.0.1.1.1.1.1.1\",\"port\":80}", PROTO_E_RANGE, "ip");
 }
 
 Test(proto, rejects_bad_service)

@@ -773,7 +773,7 @@ Test(table, format_text)
     long rank_end = col_of(lines[1], "RANK") + 4;
     cr_assert_eq((long)strlen(lines[1]), rank_end);
     long ram_end = col_of(lines[1], "RAM_TOTAL") + 9;
-    cr_assert_eq(col_of(lines[2], "16G") + 3, ram_end);
+    cr_assert_eq(col_of(lines[2], "16.0G") + 5, ram_end);
     cr_assert_eq(col_of(lines[3], "1.0G") + 4, ram_end);
     cr_assert_eq(col_of(lines[2], " 7.8G ") + 5, col_of(lines[1], "RAM_FREE") + 8);
     cr_assert_eq(col_of(lines[3], " 512M ") + 5, col_of(lines[1], "RAM_FREE") + 8);
@@ -976,4 +976,41 @@ Test(table, scales_to_4096_nodes, .timeout = 60)
     cr_assert_eq(mon_table_count(t), n);
     assert_ranks_consistent();
     cr_assert_eq(get("node0000").rank > 0, true);
+}
+
+/* RAM columns in binary units; rows built by hand, as any caller may. */
+Test(table, human_units)
+{
+    static const struct {
+        double bytes;
+        const char *text;
+    } cases[] = {
+        {0, "0B"},
+        {100, "100B"},
+        {1023, "1023B"},
+        {1023.7, "1.0K"},
+        {1536, "1.5K"},
+        {512 * MIB, "512M"},
+        {99.9 * MIB, "99.9M"},
+        {7.8 * GIB, "7.8G"},
+        {15.6 * GIB, "15.6G"},
+        {1023.9 * MIB, "1.0G"},
+        {-5, "0B"},
+        {NAN, "-"},
+        {INFINITY, "1.0P"},
+    };
+    struct mon_node row;
+    char buf[1024];
+    char want[64];
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        memset(&row, 0, sizeof(row));
+        snprintf(row.name, sizeof(row.name), "n");
+        row.m.ram_total = cases[i].bytes;
+        row.m.ram_free = 0;
+        cr_assert_gt(mon_table_format_text(&row, 1, 1, 0, 0, buf, sizeof(buf)), 0);
+        snprintf(want, sizeof(want), " %s  ", cases[i].text);
+        cr_assert_not_null(strstr(buf, want), "%g bytes: want \"%s\" in\n%s", cases[i].bytes,
+                           cases[i].text, buf);
+    }
 }

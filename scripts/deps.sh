@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Fulcrum needs — only those missing.
+# Usage: scripts/deps.sh [build|test|demo]...   (default: build)
+set -euo pipefail
+
+build=(cmake make gcc pkg-config libev-dev libstatgrab-dev libcjson-dev libsodium-dev
+       libinih-dev uthash-dev)
+test=(libcriterion-dev clang-format iproute2)
+demo=(python3)
+
+want=()
+for set in "${@:-build}"; do
+  case "$set" in
+    build) want+=("${build[@]}") ;;
+    test)  want+=("${build[@]}" "${test[@]}") ;;
+    demo)  want+=("${build[@]}" "${demo[@]}") ;;
+    *) echo "deps.sh: unknown set '$set' (build|test|demo)" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deps.sh: missing packages: ${missing[*]}; run as root to install them" >&2
+  exit 1
+fi
+echo "deps.sh: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

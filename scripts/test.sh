@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds with warnings as errors, and runs every
+# test: the normal build, then again under AddressSanitizer + UBSan.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/deps.sh test
+scripts/check-format.sh
+
+jobs=$(nproc)
+run() {  # run NAME CMAKE-ARGS...
+  local dir="build/$1"; shift
+  echo "== build $dir"
+  cmake -S . -B "$dir" -DFULCRUM_WERROR=ON "$@" >/dev/null
+  cmake --build "$dir" -j"$jobs" >/dev/null
+  echo "== test $dir"
+  (cd "$dir" && ctest --output-on-failure -j"$jobs")
+}
+
+run ci -DCMAKE_BUILD_TYPE=RelWithDebInfo
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  run asan -DCMAKE_BUILD_TYPE=Debug -DFULCRUM_SANITIZE=ON
+echo "== all tests passed (normal and ASan+UBSan builds)"

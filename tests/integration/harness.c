@@ -1,0 +1,202 @@
+/* harness.c - process and socket helpers for the integration tests. */
+#include "harness.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static long long h_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void h_child_setup(void)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+}
+
+void h_spawn(struct h_proc *p, char *const argv[])
+{
+    int out[2], err[2];
+
+    cr_assert_eq(pipe2(out, O_CLOEXEC), 0);
+    cr_assert_eq(pipe2(err, O_CLOEXEC), 0);
+    p->pid = fork();
+    cr_assert_neq(p->pid, -1);
+    if (p->pid == 0) {
+        h_child_setup();
+        dup2(out[1], STDOUT_FILENO);
+        dup2(err[1], STDERR_FILENO);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(out[1]);
+    close(err[1]);
+    p->out.fd = out[0];
+    p->err.fd = err[0];
+    p->out.len = p->out.seen = p->err.len = p->err.seen = 0;
+}
+
+/* Returns a complete unseen line in s, NUL-terminated in place, or NULL. */
+static const char *h_take_line(struct h_stream *s)
+{
+    char *start = s->buf + s->seen;
+    char *nl = memchr(start, '\n', s->len - s->seen);
+
+    if (!nl)
+        return NULL;
+    *nl = '\0';
+    s->seen = (size_t)(nl - s->buf) + 1;
+    return start;
+}
+
+const char *h_next_line(struct h_proc *p, int which, int timeout_ms)
+{
+    struct h_stream *s = which == 1 ? &p->out : &p->err;
+    long long deadline = h_now_ms() + timeout_ms;
+
+    for (;;) {
+        const char *line = h_take_line(s);
+        struct pollfd pfd = {.fd = s->fd, .events = POLLIN};
+        long long left = deadline - h_now_ms();
+        ssize_t n;
+
+        if (line)
+            return line;
+        if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+            return NULL;
+        if (s->len == sizeof(s->buf) - 1) { /* full: drop what was read */
+            memmove(s->buf, s->buf + s->seen, s->len - s->seen);
+            s->len -= s->seen;
+            s->seen = 0;
+        }
+        n = read(s->fd, s->buf + s->len, sizeof(s->buf) - 1 - s->len);
+        if (n <= 0)
+            return NULL;
+        s->len += (size_t)n;
+    }
+}
+
+const char *h_wait_for(struct h_proc *p, int which, const char *needle, int timeout_ms)
+{
+    long long deadline = h_now_ms() + timeout_ms;
+    const char *line;
+
+    while ((line = h_next_line(p, which, (int)(deadline - h_now_ms()))) != NULL) {
+        if (strstr(line, needle))
+            return line;
+    }
+    return NULL;
+}
+
+void h_signal(struct h_proc *p, int sig)
+{
+    if (p->pid > 0)
+        kill(p->pid, sig);
+}
+
+int h_reap(struct h_proc *p, int timeout_ms)
+{
+    long long deadline = h_now_ms() + timeout_ms;
+    int status;
+
+    while (h_now_ms() < deadline) {
+        pid_t r = waitpid(p->pid, &status, WNOHANG);
+
+        if (r == p->pid) {
+            p->pid = 0;
+            return status;
+        }
+        /* Wait for the child's pipe to close rather than spin. */
+        struct pollfd pfd = {.fd = p->err.fd, .events = POLLIN};
+        if (poll(&pfd, 1, 10) > 0) {
+            char sink[4096];
+
+            if (read(p->err.fd, sink, sizeof(sink)) <= 0)
+                (void)0;
+        }
+    }
+    kill(p->pid, SIGKILL);
+    waitpid(p->pid, &status, 0);
+    p->pid = 0;
+    return -1;
+}
+
+unsigned h_free_udp_port(void)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+
+    cr_assert_neq(fd, -1);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+static void h_write_key(const char *dir, const char *name)
+{
+    char path[256];
+    unsigned char k[32];
+    int fd = open("/dev/urandom", O_RDONLY);
+
+    cr_assert_eq(read(fd, k, sizeof(k)), (ssize_t)sizeof(k));
+    close(fd);
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    cr_assert_neq(fd, -1);
+    cr_assert_eq(write(fd, k, sizeof(k)), (ssize_t)sizeof(k));
+    close(fd);
+}
+
+const char *h_make_keys(void)
+{
+    static char dir[64];
+
+    snprintf(dir, sizeof(dir), "/tmp/fulcrum-it-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    h_write_key(dir, "key");
+    h_write_key(dir, "otherkey");
+    return dir;
+}
+
+unsigned h_tcp_sink(pid_t *pid)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    cr_assert_neq(fd, -1);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    cr_assert_eq(listen(fd, 128), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+    *pid = fork();
+    cr_assert_neq(*pid, -1);
+    if (*pid == 0) {
+        h_child_setup();
+        for (;;) {
+            int c = accept(fd, NULL, NULL);
+
+            if (c >= 0)
+                close(c);
+        }
+    }
+    close(fd);
+    return ntohs(sa.sin_port);
+}
