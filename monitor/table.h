@@ -23,39 +23,33 @@
 #include "proto-t.h"
 #include "weight.h"
 
-enum mon_state {
-    MON_UP = 0,
-    MON_SUSPECT,
-    MON_DOWN,
-    MON_DRAINING,
-    MON_STATE_MAX
-};
+enum mon_state { MON_UP = 0, MON_SUSPECT, MON_DOWN, MON_DRAINING, MON_STATE_MAX };
 
 struct mon_table_cfg {
-    unsigned max_nodes;   /* hello/response from a new node past this: -ENOSPC */
-    unsigned miss_down;   /* rounds missed in a row before down: 3 */
-    uint64_t forget_ms;   /* a down node leaves the table after this: 300000 */
+    unsigned max_nodes; /* hello/response from a new node past this: -ENOSPC */
+    unsigned miss_down; /* rounds missed in a row before down: 3 */
+    uint64_t forget_ms; /* a down node leaves the table after this: 300000 */
     struct mon_weight_cfg weight;
 };
 
 /* A copy of one row, as callers see it (mon_table_snapshot). */
 struct mon_node {
     char name[PROTO_NAME_MAX + 1];
-    char boot[PROTO_NONCE_HEX + 1];  /* agent process id of the last report */
-    struct proto_metrics m;          /* last metrics reported */
+    char boot[PROTO_NONCE_HEX + 1]; /* agent process id of the last report */
+    struct proto_metrics m;         /* last metrics reported */
     enum mon_state state;
-    bool drain;                      /* operator's drain flag */
+    bool drain; /* operator's drain flag */
     bool has_rtt;
-    double rtt_ms;                   /* last measured RTT */
-    double srtt_ms;                  /* smoothed RTT (7/8 old + 1/8 new) */
-    uint64_t first_ms;               /* when it joined (now_ms of first report) */
-    uint64_t last_ms;                /* now_ms of the last report */
-    uint64_t up_since_ms;            /* when it last became up (slow start) */
-    unsigned missed;                 /* rounds missed in a row */
-    double weight;                   /* smoothed metrics weight, floor..cap */
-    unsigned eff_weight;             /* weight for the balancer: 0 unless up/suspect */
-    unsigned rank;                   /* 1 = best by eff_weight; 0 = not in rotation */
-    uint64_t agent_seq;              /* last hello/bye seq seen for this boot */
+    double rtt_ms;        /* last measured RTT */
+    double srtt_ms;       /* smoothed RTT (7/8 old + 1/8 new) */
+    uint64_t first_ms;    /* when it joined (now_ms of first report) */
+    uint64_t last_ms;     /* now_ms of the last report */
+    uint64_t up_since_ms; /* when it last became up (slow start) */
+    unsigned missed;      /* rounds missed in a row */
+    double weight;        /* smoothed metrics weight, floor..cap */
+    unsigned eff_weight;  /* weight for the balancer: 0 unless up/suspect */
+    unsigned rank;        /* 1 = best by eff_weight; 0 = not in rotation */
+    uint64_t agent_seq;   /* last hello/bye seq seen for this boot */
 };
 
 struct mon_table;
