@@ -185,9 +185,7 @@ static bool agent_seen_nonce(struct agent *a, const char *nonce)
 
 static bool agent_fresh(const struct agent *a, uint64_t ts_ms)
 {
-    uint64_t now = clock_wall_ms(), skew = (uint64_t)(a->cfg->max_skew * 1000.0);
-
-    return ts_ms + skew >= now && ts_ms <= now + skew;
+    return proto_ts_fresh(ts_ms, clock_wall_ms(), (uint64_t)(a->cfg->max_skew * 1000.0));
 }
 
 static struct agent_reply *agent_reply_slot(struct agent *a)
@@ -232,9 +230,10 @@ static void agent_on_request(struct agent *a, int fd, const struct sockaddr_in *
     ev_timer_start(a->loop, &r->timer);
 }
 
-static void agent_on_datagram(struct agent *a, int fd, const char *buf, size_t n,
+static void agent_on_datagram(void *arg, int fd, const char *buf, size_t n,
                               const struct sockaddr_in *from)
 {
+    struct agent *a = arg;
     struct proto_msg msg;
     const char *field;
     enum proto_err e;
@@ -255,22 +254,11 @@ static void agent_on_datagram(struct agent *a, int fd, const char *buf, size_t n
 
 static void agent_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-    struct agent *a = w->data;
     char buf[PROTO_MAX_DGRAM + 1];
+    int r = net_recv_burst(w->fd, buf, sizeof(buf), AGENT_RX_BURST, agent_on_datagram, w->data);
 
-    for (int i = 0; i < AGENT_RX_BURST; i++) {
-        struct sockaddr_in from;
-        socklen_t fl = sizeof(from);
-        /* MSG_TRUNC: the real length, so an oversize datagram is seen as such. */
-        ssize_t n = recvfrom(w->fd, buf, sizeof(buf), MSG_TRUNC, (struct sockaddr *)&from, &fl);
-
-        if (n == -1) {
-            if (errno != EAGAIN && errno != EINTR)
-                log_warn("recvfrom: %s", strerror(errno));
-            return;
-        }
-        agent_on_datagram(a, w->fd, buf, (size_t)n, &from);
-    }
+    if (r < 0)
+        log_warn("recvfrom: %s", strerror(-r));
 }
 
 /* ---- service check ---- */
@@ -407,6 +395,13 @@ static void agent_init_watchers(struct agent *a)
                   a->cfg->check_interval);
 }
 
+static enum agent_cgroup_mode agent_cgroup_mode(const char *s)
+{
+    if (!strcmp(s, "auto"))
+        return AGENT_CGROUP_AUTO;
+    return strcmp(s, "off") ? AGENT_CGROUP_PATH : AGENT_CGROUP_OFF;
+}
+
 struct agent *agent_new(struct ev_loop *loop, const struct agent_cfg *cfg, char *err, size_t errlen)
 {
     struct agent *a = xcalloc(1, sizeof(*a));
@@ -419,8 +414,7 @@ struct agent *agent_new(struct ev_loop *loop, const struct agent_cfg *cfg, char 
     if (agent_addresses(a, err, errlen) || agent_keys(a, err, errlen) ||
         agent_sockets(a, err, errlen))
         goto out_free;
-    a->am =
-        agent_metrics_new((enum agent_cgroup_mode)cfg->cgroup_mode, cfg->cgroup_path, err, errlen);
+    a->am = agent_metrics_new(agent_cgroup_mode(cfg->cgroup), cfg->cgroup, err, errlen);
     if (!a->am)
         goto out_free;
     proto_nonce_new(a->boot);

@@ -31,8 +31,7 @@ struct agent_cfg {
     long long max_pending;
     double check_interval; /* seconds between service checks */
     double max_skew;       /* seconds a request's timestamp may be off */
-    int cgroup_mode;       /* enum agent_cgroup_mode */
-    char *cgroup_path;
+    char *cgroup;          /* "auto", "off" or a cgroup directory */
     char *log_file;
     int log_level;
 };

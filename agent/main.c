@@ -11,7 +11,6 @@
 #include "cfg.h"
 #include "log.h"
 
-static const char *const agent_cgroup_names[] = {"auto", "off", "path", NULL};
 static const char *const agent_level_names[] = {"err", "warn", "info", "debug", NULL};
 
 #define O(f) offsetof(struct agent_cfg, f)
@@ -37,10 +36,8 @@ static const struct cfg_opt agent_opts[] = {
      "seconds between TCP checks of the service (also their timeout)"},
     {"max-skew", CFG_DOUBLE, O(max_skew), 1, 86400, "30", NULL, "SEC",
      "a request whose timestamp is further off is dropped"},
-    {"cgroup", CFG_ENUM, O(cgroup_mode), 0, 0, "auto", agent_cgroup_names, "MODE",
-     "report CPU and RAM against the agent's cgroup limits"},
-    {"cgroup-path", CFG_STR, O(cgroup_path), 0, 4095, "", NULL, "DIR",
-     "the cgroup directory, with --cgroup path"},
+    {"cgroup", CFG_STR, O(cgroup), 0, 4095, "auto", NULL, "auto|off|DIR",
+     "report CPU and RAM against a cgroup's limits: the agent's own, none, or DIR"},
     {"log-file", CFG_STR, O(log_file), 0, 4095, "-", NULL, "FILE",
      "log here instead of stderr (reopened on SIGHUP)"},
     {"log-level", CFG_ENUM, O(log_level), 0, 0, "info", agent_level_names, "LEVEL",
@@ -90,8 +87,9 @@ static int agent_check_cfg(const struct agent_cfg *c, char *err, size_t errlen)
         snprintf(err, errlen, "--name and --service are required (see --help)");
         return -1;
     }
-    if (c->cgroup_mode == AGENT_CGROUP_PATH && !*c->cgroup_path) {
-        snprintf(err, errlen, "--cgroup path needs --cgroup-path DIR");
+    if (strcmp(c->cgroup, "auto") && strcmp(c->cgroup, "off") && c->cgroup[0] != '/') {
+        snprintf(err, errlen, "--cgroup: '%s' is not auto, off or an absolute directory",
+                 c->cgroup);
         return -1;
     }
     return 0;

@@ -17,6 +17,9 @@
  */
 #include "metrics.h"
 
+#include "clock.h"
+#include "xalloc.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -41,25 +44,6 @@ struct agent_metrics {
 
 /* Live agent_metrics objects; libstatgrab is initialised while > 0. */
 static unsigned sg_users;
-
-static void *calloc_or_die(size_t n, size_t size)
-{
-    void *p = calloc(n, size);
-
-    if (p == NULL) {
-        fputs("fulcrum-agent: out of memory\n", stderr);
-        abort();
-    }
-    return p;
-}
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static double clamp_pct(double v)
 {
@@ -133,7 +117,7 @@ static int load_cgroup(struct agent_metrics *am, char *err, size_t errlen)
     am->cg_cores = am->limits.cpu_cores;
     if (ncpu > 0 && am->cg_cores > (double)ncpu)
         am->cg_cores = (double)ncpu;
-    am->cg_last_ms = mono_ms();
+    am->cg_last_ms = clock_mono_ms();
     am->last_idle = 100.0;
     rc = cg_read_cpu_usage_ns(&am->paths, &am->cg_last_ns);
     if (rc < 0)
@@ -205,7 +189,7 @@ struct agent_metrics *agent_metrics_new(enum agent_cgroup_mode mode, const char 
 
     if (sg_acquire(err, errlen) < 0)
         return NULL;
-    am = calloc_or_die(1, sizeof(*am));
+    am = xcalloc(1, sizeof(*am));
     prime_host_cpu(am);
     if (setup_cgroup(am, mode, cg_path, err, errlen) < 0)
         goto out_free;

@@ -153,6 +153,26 @@ int net_set_rcvbuf(int fd, int bytes)
     return bytes;
 }
 
+int net_recv_burst(int fd, char *buf, size_t cap, int burst, net_dgram_cb cb, void *arg)
+{
+    int i;
+
+    for (i = 0; i < burst; i++) {
+        struct sockaddr_in from;
+        socklen_t fl = sizeof(from);
+        /* MSG_TRUNC: the real length, so an oversize datagram is seen as such. */
+        ssize_t n = recvfrom(fd, buf, cap, MSG_TRUNC, (struct sockaddr *)&from, &fl);
+
+        if (n == -1) {
+            if (errno == EAGAIN || errno == EINTR)
+                break;
+            return -errno;
+        }
+        cb(arg, fd, buf, (size_t)n, &from);
+    }
+    return i;
+}
+
 unsigned net_local_port(int fd)
 {
     struct sockaddr_in sa;

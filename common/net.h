@@ -42,6 +42,16 @@ int net_udp_socket(const struct sockaddr_in *bind_addr, struct in_addr ifaddr, i
  * Returns the size the kernel granted, or -errno. */
 int net_set_rcvbuf(int fd, int bytes);
 
+/* Called for each datagram read by net_recv_burst(); n is the datagram's
+ * real length, which exceeds the buffer when it was truncated. */
+typedef void (*net_dgram_cb)(void *arg, int fd, const char *buf, size_t n,
+                             const struct sockaddr_in *from);
+
+/* Reads up to `burst` datagrams from the non-blocking fd into buf (cap
+ * bytes), calling cb for each. Stops at EAGAIN; other errors are returned
+ * as -errno (the caller logs them). Returns the number read. */
+int net_recv_burst(int fd, char *buf, size_t cap, int burst, net_dgram_cb cb, void *arg);
+
 /* Port of a bound socket in host order, or 0 on error. */
 unsigned net_local_port(int fd);
 

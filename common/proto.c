@@ -42,6 +42,11 @@ bool proto_name_valid(const char *s)
     return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
 }
 
+bool proto_ts_fresh(uint64_t ts_ms, uint64_t now_ms, uint64_t skew_ms)
+{
+    return ts_ms + skew_ms >= now_ms && ts_ms <= now_ms + skew_ms;
+}
+
 static bool proto_hex_valid(const char *s, size_t want)
 {
     return strlen(s) == want && strspn(s, "0123456789abcdef") == want;

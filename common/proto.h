@@ -35,6 +35,10 @@ const char *proto_type_name(enum proto_type t);
  * digits plus NUL. */
 void proto_nonce_new(char out[PROTO_NONCE_HEX + 1]);
 
+/* True when a message stamped ts_ms (sender's wall clock) is within
+ * skew_ms of now_ms either way: the replay window for unsolicited messages. */
+bool proto_ts_fresh(uint64_t ts_ms, uint64_t now_ms, uint64_t skew_ms);
+
 /* True when s is 1..PROTO_NAME_MAX of [A-Za-z0-9._-]. */
 bool proto_name_valid(const char *s);
 

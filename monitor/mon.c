@@ -151,9 +151,7 @@ static void mon_drop(struct mon *m, const struct sockaddr_in *from, const char *
 
 static bool mon_fresh(const struct mon *m, uint64_t ts_ms)
 {
-    uint64_t now = clock_wall_ms(), skew = (uint64_t)(m->cfg.max_skew * 1000.0);
-
-    return ts_ms + skew >= now && ts_ms <= now + skew;
+    return proto_ts_fresh(ts_ms, clock_wall_ms(), (uint64_t)(m->cfg.max_skew * 1000.0));
 }
 
 /* Maps a table error to its counter and log reason. */
@@ -225,9 +223,10 @@ static void mon_on_announce(struct mon *m, const struct sockaddr_in *from,
              proto_type_name(msg->type), net_ntop(from, addr));
 }
 
-static void mon_on_datagram(struct mon *m, const char *buf, size_t n,
+static void mon_on_datagram(void *arg, int fd, const char *buf, size_t n,
                             const struct sockaddr_in *from)
 {
+    struct mon *m = arg;
     struct proto_msg msg;
     const char *field;
     enum proto_err e;
@@ -255,21 +254,11 @@ static void mon_on_datagram(struct mon *m, const char *buf, size_t n,
 
 static void mon_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-    struct mon *m = w->data;
     char buf[PROTO_MAX_DGRAM + 1];
+    int r = net_recv_burst(w->fd, buf, sizeof(buf), MON_RX_BURST, mon_on_datagram, w->data);
 
-    for (int i = 0; i < MON_RX_BURST; i++) {
-        struct sockaddr_in from;
-        socklen_t fl = sizeof(from);
-        ssize_t n = recvfrom(w->fd, buf, sizeof(buf), MSG_TRUNC, (struct sockaddr *)&from, &fl);
-
-        if (n == -1) {
-            if (errno != EAGAIN && errno != EINTR)
-                log_warn("recvfrom: %s", strerror(errno));
-            return;
-        }
-        mon_on_datagram(m, buf, (size_t)n, &from);
-    }
+    if (r < 0)
+        log_warn("recvfrom: %s", strerror(-r));
 }
 
 /* ---- life cycle ---- */
