@@ -28,9 +28,9 @@
 #include "proto.h"
 #include "xalloc.h"
 
-#define AGENT_SEEN          256 /* nonces remembered against replay */
-#define AGENT_MIN_SAMPLE_MS 500 /* metrics are re-read at most this often */
-#define AGENT_RX_BURST      64  /* datagrams read per wakeup */
+#define AGENT_SEEN          4096 /* nonces remembered: 20 probes/s over a 30 s window */
+#define AGENT_MIN_SAMPLE_MS 500  /* metrics are re-read at most this often */
+#define AGENT_RX_BURST      64   /* datagrams read per wakeup */
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
@@ -62,6 +62,7 @@ struct agent {
     int cfd;
     ev_io cio;
     ev_timer check_timer, check_timeout;
+    ev_timer hello_timer; /* hello waits for a meaningful first sample */
     bool service_up, checked, hello_sent;
 
     /* metrics cache */
@@ -69,7 +70,7 @@ struct agent {
     uint64_t sample_ms;
     bool sampled;
 
-    char seen[AGENT_SEEN][PROTO_NONCE_HEX + 1];
+    unsigned char seen[AGENT_SEEN][PROTO_NONCE_BYTES];
     unsigned seen_next;
 
     struct agent_reply *replies;
@@ -174,11 +175,15 @@ static void agent_drop(struct agent *a, const struct sockaddr_in *from, const ch
 /* True when the nonce was answered before; remembers it otherwise. */
 static bool agent_seen_nonce(struct agent *a, const char *nonce)
 {
+    unsigned char raw[PROTO_NONCE_BYTES];
+
+    /* decode cannot fail: proto_decode checked 32 lowercase hex digits */
+    sodium_hex2bin(raw, sizeof(raw), nonce, PROTO_NONCE_HEX, NULL, NULL, NULL);
     for (unsigned i = 0; i < AGENT_SEEN; i++) {
-        if (!strcmp(a->seen[i], nonce))
+        if (!memcmp(a->seen[i], raw, sizeof(raw)))
             return true;
     }
-    memcpy(a->seen[a->seen_next], nonce, PROTO_NONCE_HEX + 1);
+    memcpy(a->seen[a->seen_next], raw, sizeof(raw));
     a->seen_next = (a->seen_next + 1) % AGENT_SEEN;
     return false;
 }
@@ -279,11 +284,23 @@ static void agent_check_done(struct agent *a, bool up, int err)
                  up ? "" : ": ", up ? "" : strerror(err));
     a->service_up = up;
     a->checked = true;
-    if (!a->hello_sent) {
-        a->hello_sent = true;
-        agent_announce(a, PROTO_HELLO);
-        log_info("ready name=%s boot=%s", a->cfg->name, a->boot);
+    if (!a->hello_sent && !ev_is_active(&a->hello_timer)) {
+        /* The first CPU figure needs an interval to mean anything. */
+        uint64_t age = clock_mono_ms() - a->start_ms;
+
+        ev_timer_set(&a->hello_timer,
+                     age < AGENT_MIN_SAMPLE_MS ? (AGENT_MIN_SAMPLE_MS - age) / 1000.0 : 0., 0.);
+        ev_timer_start(a->loop, &a->hello_timer);
     }
+}
+
+static void agent_hello_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct agent *a = container_of(w, struct agent, hello_timer);
+
+    a->hello_sent = true;
+    agent_announce(a, PROTO_HELLO);
+    log_info("ready name=%s boot=%s", a->cfg->name, a->boot);
 }
 
 static void agent_check_io_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -390,6 +407,7 @@ static void agent_init_watchers(struct agent *a)
         ev_timer_init(&a->replies[i].timer, agent_reply_cb, 0., 0.);
     }
     ev_init(&a->cio, agent_check_io_cb);
+    ev_init(&a->hello_timer, agent_hello_cb);
     ev_timer_init(&a->check_timeout, agent_check_timeout_cb, 0., 0.);
     ev_timer_init(&a->check_timer, agent_check_timer_cb, a->cfg->check_interval,
                   a->cfg->check_interval);
@@ -447,6 +465,7 @@ void agent_stop(struct agent *a)
     ev_io_stop(a->loop, &a->cio);
     ev_timer_stop(a->loop, &a->check_timer);
     ev_timer_stop(a->loop, &a->check_timeout);
+    ev_timer_stop(a->loop, &a->hello_timer);
     for (long long i = 0; a->replies && i < a->cfg->max_pending; i++)
         ev_timer_stop(a->loop, &a->replies[i].timer);
     if (a->hello_sent)
@@ -473,9 +492,9 @@ void agent_log_stats(const struct agent *a)
 {
     const struct agent_stats *s = &a->st;
 
-    log_info("stats rx=%llu answered=%llu oversize=%llu no_mac=%llu bad_mac=%llu json=%llu "
-             "version=%llu type=%llu field=%llu range=%llu stale=%llu replayed=%llu busy=%llu "
-             "ignored=%llu send_errors=%llu checks_failed=%llu",
+    log_info("stats rx=%llu answered=%llu oversize=%llu no_mac=%llu bad_mac=%llu "
+             "malformed_json=%llu bad_version=%llu bad_type=%llu bad_field=%llu out_of_range=%llu "
+             "stale=%llu replayed=%llu busy=%llu ignored=%llu send_errors=%llu checks_failed=%llu",
              (unsigned long long)s->rx, (unsigned long long)s->answered,
              (unsigned long long)s->dropped[PROTO_E_OVERSIZE],
              (unsigned long long)s->dropped[PROTO_E_NOMAC],

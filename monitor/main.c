@@ -78,7 +78,7 @@ static const struct cfg_prog monitor_prog = {
     .name = "fulcrum-monitor",
     .summary = "Probes Fulcrum agents every interval and prints the status table once a\n"
                "round on stdout (text, or --json lines), for `tail -f`.\n"
-               "Signals: TERM/INT exit, HUP reopens the log.",
+               "Signals: TERM/INT exit, HUP reopens the log, USR1 logs counters.",
     .version = "0.1.0",
     .opts = monitor_opts,
 };
@@ -223,6 +223,15 @@ static void monitor_sig_hup(struct ev_loop *loop, ev_signal *w, int revents)
         log_err("cannot reopen the log file");
 }
 
+static void monitor_sig_usr1(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    struct monitor *p = w->data;
+    char buf[2048];
+
+    if (mon_format_stats(mon_stats(p->mon), false, buf, sizeof(buf)) > 0)
+        log_info("stats %s", buf);
+}
+
 static void monitor_syserr(const char *msg)
 {
     log_err("libev: %s", msg);
@@ -234,7 +243,7 @@ static int monitor_run(const struct monitor_cfg *c)
     struct monitor p = {.cfg = c, .status = 0, .loop = ev_default_loop(EVFLAG_AUTO)};
     struct key_ring kr = {0};
     struct mon_cfg mc;
-    ev_signal s_term, s_int, s_hup;
+    ev_signal s_term, s_int, s_hup, s_usr1;
     struct ev_loop *loop = p.loop;
     char err[512];
 
@@ -259,6 +268,9 @@ static int monitor_run(const struct monitor_cfg *c)
     ev_signal_start(loop, &s_term);
     ev_signal_start(loop, &s_int);
     ev_signal_start(loop, &s_hup);
+    ev_signal_init(&s_usr1, monitor_sig_usr1, SIGUSR1);
+    s_usr1.data = &p;
+    ev_signal_start(loop, &s_usr1);
     log_info("probing %s every %gs, replies on port %u", c->group, c->interval,
              mon_probe_port(p.mon));
     mon_start(p.mon);
@@ -266,6 +278,7 @@ static int monitor_run(const struct monitor_cfg *c)
     ev_signal_stop(loop, &s_term);
     ev_signal_stop(loop, &s_int);
     ev_signal_stop(loop, &s_hup);
+    ev_signal_stop(loop, &s_usr1);
     mon_free(p.mon);
     key_ring_done(&kr);
     free(p.rows);

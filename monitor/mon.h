@@ -7,7 +7,7 @@
  * the on_round callback. All calls from the loop's thread.
  *
  * Sockets: the group socket (bound to the group address and port) hears
- * hello and bye; the probe socket (ephemeral port, or --probe-port) sends
+ * hello and bye; the probe socket (ephemeral port, or --probe-listen) sends
  * the probe to the group and to each unicast agent, and hears the replies.
  */
 #ifndef FULCRUM_MONITOR_MON_H
