@@ -64,6 +64,8 @@ struct agent {
     ev_timer check_timer, check_timeout;
     ev_timer hello_timer; /* hello waits for a meaningful first sample */
     bool service_up, checked, hello_sent;
+    bool last_check; /* result of the latest check */
+    unsigned streak; /* checks in a row with that result */
 
     /* metrics cache */
     struct agent_sample sample;
@@ -279,10 +281,16 @@ static void agent_check_done(struct agent *a, bool up, int err)
     a->cfd = -1;
     if (!up)
         a->st.checks_failed++;
-    if (!a->checked || up != a->service_up)
+    /* Like HAProxy's fall/rise: one lost check on a busy node must not
+     * take it out of rotation. The first result counts at once. */
+    a->streak = up == a->last_check ? a->streak + 1 : 1;
+    a->last_check = up;
+    if (!a->checked ||
+        (up != a->service_up && a->streak >= (unsigned)(up ? a->cfg->rise : a->cfg->fall))) {
         log_info("service %s is %s%s%s", net_ntop(&a->service, addr), up ? "up" : "down",
                  up ? "" : ": ", up ? "" : strerror(err));
-    a->service_up = up;
+        a->service_up = up;
+    }
     a->checked = true;
     if (!a->hello_sent && !ev_is_active(&a->hello_timer)) {
         /* The first CPU figure needs an interval to mean anything. */

@@ -30,6 +30,8 @@ struct agent_cfg {
     long long ttl;
     long long max_pending;
     double check_interval; /* seconds between service checks */
+    long long fall;        /* failed checks in a row that make the service down */
+    long long rise;        /* good checks in a row that make it up again */
     double max_skew;       /* seconds a request's timestamp may be off */
     char *cgroup;          /* "auto", "off" or a cgroup directory */
     char *log_file;

@@ -183,6 +183,27 @@ unsigned net_local_port(int fd)
     return ntohs(sa.sin_port);
 }
 
+int net_tcp_listen(const struct sockaddr_in *addr, bool reuseport, int backlog, char *err,
+                   size_t errlen)
+{
+    char a[NET_ADDRSTRLEN], what[64];
+    int fd, one = 1;
+
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd == -1)
+        return net_fail(-1, "socket", err, errlen);
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1)
+        return net_fail(fd, "SO_REUSEADDR", err, errlen);
+    if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1)
+        return net_fail(fd, "SO_REUSEPORT", err, errlen);
+    snprintf(what, sizeof(what), "bind %s", net_ntop(addr, a));
+    if (bind(fd, (const struct sockaddr *)addr, sizeof(*addr)) == -1)
+        return net_fail(fd, what, err, errlen);
+    if (listen(fd, backlog) == -1)
+        return net_fail(fd, "listen", err, errlen);
+    return fd;
+}
+
 int net_tcp_connect_start(const struct sockaddr_in *addr)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

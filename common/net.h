@@ -55,6 +55,12 @@ int net_recv_burst(int fd, char *buf, size_t cap, int burst, net_dgram_cb cb, vo
 /* Port of a bound socket in host order, or 0 on error. */
 unsigned net_local_port(int fd);
 
+/* A listening TCP socket on addr (SO_REUSEADDR; SO_REUSEPORT when
+ * reuseport, so each worker thread can have its own). Returns the fd or
+ * -errno with err filled. */
+int net_tcp_listen(const struct sockaddr_in *addr, bool reuseport, int backlog, char *err,
+                   size_t errlen);
+
 /* Starts a non-blocking TCP connect. Returns the fd (connect in progress or
  * done), or -errno. The caller waits for writability and reads SO_ERROR
  * with net_connect_result(). */

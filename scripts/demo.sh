@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # The Fulcrum demo, on loopback: installs what is missing, builds, starts
-# three stand-in cache nodes (HTTP servers) with a fulcrum-agent each, and a
-# fulcrum-monitor that prints the live status table every round. Along the
-# way it takes one node's service down, stops one agent (bye) and starts it
-# again (hello), so the table shows every state change.
+# three stand-in cache nodes (HTTP servers) with a fulcrum-agent each, the
+# balancer with its embedded monitor in front of them, and a fulcrum-monitor
+# that prints the live status table every round. It sends HTTP load through
+# the balancer (wrk), takes one node's service down under load, stops one
+# agent (bye) and starts it again (hello), and ends with the balancer's own
+# status page.
 #
-# Environment: DEMO_ROUNDS (default 14), DEMO_INTERVAL seconds (default 2),
-# DEMO_GROUP (default 239.255.77.77:7777), DEMO_PORT first HTTP port (18081).
+# Environment: DEMO_INTERVAL seconds between rounds (default 2),
+# DEMO_GROUP (default 239.255.77.77:7777), DEMO_PORT first HTTP port (18081),
+# DEMO_LB_PORT (18080), DEMO_ADMIN_PORT (18090).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-rounds=${DEMO_ROUNDS:-14}
 interval=${DEMO_INTERVAL:-2}
 group=${DEMO_GROUP:-239.255.77.77:7777}
 port0=${DEMO_PORT:-18081}
+lb_port=${DEMO_LB_PORT:-18080}
+admin_port=${DEMO_ADMIN_PORT:-18090}
 run=run/demo
 bin=build/release
 
@@ -57,10 +61,17 @@ for n in a b c; do
   i=$((i + 1))
 done
 
-echo "==> monitor: probing $group every ${interval}s for $rounds rounds (table also in $run/status.txt)"
+"$bin/balancer/fulcrum-balancer" --listen "127.0.0.1:$lb_port" --admin "127.0.0.1:$admin_port" \
+  --key "$run/cluster.key" --group "$group" --interval "$interval" --log-conns=no \
+  2>"$run/balancer.log" &
+pid[balancer]=$!
+wait_log "$run/balancer.log" "ready listen="
+echo "==> balancer on 127.0.0.1:$lb_port (admin 127.0.0.1:$admin_port), learning nodes from agents"
+
+echo "==> monitor: probing $group every ${interval}s (table also in $run/status.txt)"
 "$bin/monitor/fulcrum-monitor" --group "$group" --key "$run/cluster.key" \
-  --interval "$interval" --rounds "$rounds" --status-file "$run/status.json" \
-  2>"$run/monitor.log" | tee "$run/status.txt" &
+  --interval "$interval" --status-file "$run/status.json" \
+  2>"$run/monitor.log" > >(tee "$run/status.txt") &
 pid[monitor]=$!
 wait_log "$run/monitor.log" "replies on port"
 
@@ -71,23 +82,37 @@ for n in a b c; do
   i=$((i + 1))
 done
 
-# The scripted events, a few rounds apart, while the table scrolls.
-(
-  sleep "$(awk "BEGIN { print $interval * 4.5 }")"
-  echo "==> stopping cache-c's HTTP server: its agent reports the service down" >&2
-  kill "${pid[backend-c]}"
-  sleep "$(awk "BEGIN { print $interval * 3 }")"
-  echo "==> SIGTERM to cache-b's agent: it says bye and leaves the table at once" >&2
-  kill "${pid[agent-b]}"
-  sleep "$(awk "BEGIN { print $interval * 3 }")"
-  echo "==> restarting cache-b's agent: hello puts it back at once" >&2
-  "$bin/agent/fulcrum-agent" --name cache-b --service "127.0.0.1:$((port0 + 1))" \
-    --group "$group" --key "$run/cluster.key" >>"$run/agent-b2.log" 2>&1 &
-  echo $! >"$run/agent-b2.pid"
-) &
-pid[events]=$!
+load() {  # load SECONDS: HTTP through the balancer, wrk's summary on stderr
+  echo "==> $1 s of HTTP load through the balancer (wrk, 16 connections, a new one per request):" >&2
+  wrk -t2 -c16 -d"$1"s -H "Connection: close" "http://127.0.0.1:$lb_port/index.html" 2>&1 |
+    grep -E "Requests/sec|requests in|Non-2xx|Socket errors|Latency " | sed 's/^/    /' >&2
+}
 
-wait "${pid[monitor]}" || true
+# The scripted events, a few rounds apart, while the table scrolls.
+pause() { sleep "$(awk "BEGIN { print $interval * $1 }")"; }
+pause 2.5
+load 3
+echo "==> stopping cache-c's HTTP server: its agent reports the service down" >&2
+kill "${pid[backend-c]}"
+unset 'pid[backend-c]'
+pause 1.5
+load 3
+pause 1
+echo "==> SIGTERM to cache-b's agent: it says bye and leaves the table at once" >&2
+kill "${pid[agent-b]}"
+unset 'pid[agent-b]'
+pause 3
+echo "==> restarting cache-b's agent: hello puts it back at once" >&2
+start_agent b $((port0 + 1))
+pause 3
+load 3
+pause 1
+kill "${pid[monitor]}"
+wait "${pid[monitor]}" 2>/dev/null || true
 unset 'pid[monitor]'
-[ -f "$run/agent-b2.pid" ] && pid[agent-b2]=$(cat "$run/agent-b2.pid")
+echo "==> the balancer's view (GET /status on its admin port):"
+exec 3<>"/dev/tcp/127.0.0.1/$admin_port"
+printf 'GET /status HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n' >&3
+sed '1,/^\r$/d' <&3
+exec 3<&-
 echo "==> done: logs in $run/, last table (JSON) in $run/status.json"

@@ -4,9 +4,9 @@
 set -euo pipefail
 
 build=(cmake make gcc pkg-config libev-dev libstatgrab-dev libcjson-dev libsodium-dev
-       libinih-dev uthash-dev)
+       libinih-dev uthash-dev libhttp-parser-dev)
 test=(libcriterion-dev clang-format iproute2)
-demo=(python3)
+demo=(python3 wrk)
 
 want=()
 for set in "${@:-build}"; do

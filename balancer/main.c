@@ -1,0 +1,120 @@
+/* main.c - fulcrum-balancer: configuration table, logging, then lb_run(). */
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <ev.h>
+
+#include "cfg.h"
+#include "lb.h"
+#include "log.h"
+
+static const char *const lb_level_names[] = {"err", "warn", "info", "debug", NULL};
+static const char *const lb_splice_names[] = {"auto", "always", "never", NULL};
+
+#define O(f) offsetof(struct lb_cfg, f)
+static const struct cfg_opt lb_opts[] = {
+    {"listen", CFG_LIST, O(listen), 0, 0, NULL, NULL, "HOST:PORT",
+     "accept clients here (port 0: any free port)"},
+    {"admin", CFG_STR, O(admin), 0, 255, "", NULL, "HOST:PORT",
+     "admin HTTP port: /status, /status.json, /metrics, drain"},
+    {"policy", CFG_STR, O(policy), 0, 31, "weighted", NULL, "NAME",
+     "weighted|leastconn|roundrobin|best"},
+    {"workers", CFG_INT, O(workers), 0, 64, "0", NULL, "N", "worker threads (0: one per core)"},
+    {"node", CFG_LIST, O(nodes), 0, 0, NULL, NULL, "HOST:PORT",
+     "a static node, used without an agent"},
+    {"maxconn", CFG_INT, O(maxconn), 1, 1000000, "10000", NULL, "N",
+     "client connections at most; more are closed at once"},
+    {"timeout-connect", CFG_DOUBLE, O(timeout_connect), 0.001, 3600, "2", NULL, "SEC",
+     "a connect to a node slower than this fails and is retried"},
+    {"timeout-client", CFG_DOUBLE, O(timeout_client), 0.001, 86400, "60", NULL, "SEC",
+     "close a connection whose client is idle this long"},
+    {"timeout-server", CFG_DOUBLE, O(timeout_server), 0.001, 86400, "60", NULL, "SEC",
+     "close a connection whose node is idle this long"},
+    {"retries", CFG_INT, O(retries), 0, 7, "2", NULL, "N",
+     "connect tries on other nodes after a failure"},
+    {"max-fails", CFG_INT, O(max_fails), 1, 1000, "3", NULL, "N",
+     "failed connects in a row that eject a node"},
+    {"eject-time", CFG_DOUBLE, O(eject_time), 0.1, 3600, "10", NULL, "SEC",
+     "an ejected node gets no new connections this long"},
+    {"slowstart", CFG_DOUBLE, O(slowstart), 0, 3600, "10", NULL, "SEC",
+     "a node that joins or recovers ramps up to its weight over this"},
+    {"panic", CFG_INT, O(panic), 0, 100, "50", NULL, "PCT",
+     "below this % of eligible nodes, spread over all of them"},
+    {"grace", CFG_DOUBLE, O(grace), 0, 3600, "10", NULL, "SEC",
+     "on SIGTERM, open connections get this long to finish"},
+    {"splice", CFG_ENUM, O(splice), 0, 0, "auto", lb_splice_names, "MODE",
+     "move bytes with splice(2): auto = once a transfer is bulk"},
+    {"pipe-size", CFG_INT, O(pipe_size), 0, 1 << 20, "262144", NULL, "BYTES",
+     "size of each splice pipe (0: kernel default)"},
+    {"pipes", CFG_INT, O(pipes_per_worker), 0, 100000, "256", NULL, "N",
+     "idle pipes kept per worker for reuse"},
+    {"log-conns", CFG_BOOL, O(log_conns), 0, 0, "yes", NULL, NULL,
+     "one logfmt line per closed connection (--log-conns=no to turn off)"},
+    {"group", CFG_STR, O(group), 0, 255, "239.255.77.77:7777", NULL, "ADDR:PORT",
+     "multicast group of the agents"},
+    {"mcast-if", CFG_STR, O(mcast_if), 0, 63, "127.0.0.1", NULL, "ADDR",
+     "interface address for the group"},
+    {"key", CFG_STR, O(key), 0, 4095, "", NULL, "FILE",
+     "cluster key: turns on the embedded monitor (agents' nodes join by themselves)"},
+    {"key-next", CFG_STR, O(key_next), 0, 4095, "", NULL, "FILE",
+     "second key accepted during a key rotation"},
+    {"interval", CFG_DOUBLE, O(interval), 0.05, 3600, "5", NULL, "SEC", "seconds between probes"},
+    {"miss-down", CFG_INT, O(miss_down), 1, 100, "3", NULL, "N",
+     "rounds a node may miss before it is down"},
+    {"max-skew", CFG_DOUBLE, O(max_skew), 1, 86400, "30", NULL, "SEC",
+     "hello/bye whose timestamp is further off is dropped"},
+    {"log-file", CFG_STR, O(log_file), 0, 4095, "-", NULL, "FILE",
+     "log here instead of stderr (reopened on SIGHUP)"},
+    {"log-level", CFG_ENUM, O(log_level), 0, 0, "info", lb_level_names, "LEVEL",
+     "least severe level logged"},
+    {NULL},
+};
+#undef O
+
+static const struct cfg_prog lb_prog = {
+    .name = "fulcrum-balancer",
+    .summary = "Spreads TCP connections over cache nodes by their agents' metrics and its own\n"
+               "live connection counts, moving bytes with splice(2).\n"
+               "Signals: TERM/INT stop accepting and let connections finish (--grace), a\n"
+               "second one stops at once; HUP reopens the log.",
+    .version = "0.1.0",
+    .opts = lb_opts,
+};
+
+static void lb_syserr(const char *msg)
+{
+    log_err("libev: %s", msg);
+    abort();
+}
+
+int main(int argc, char **argv)
+{
+    struct lb_cfg cfg = {0};
+    char err[512];
+    int r;
+
+    r = cfg_load(&lb_prog, &cfg, argc, argv, err, sizeof(err));
+    if (r == 0 && cfg.listen.n == 0) {
+        snprintf(err, sizeof(err), "--listen HOST:PORT is required (see --help)");
+        r = -1;
+    }
+    if (r) {
+        if (r < 0)
+            fprintf(stderr, "fulcrum-balancer: %s\n", err);
+        cfg_done(&lb_prog, &cfg);
+        return r > 0 ? 0 : 2;
+    }
+    if (log_open("fulcrum-balancer", cfg.log_file, (enum log_level)cfg.log_level)) {
+        fprintf(stderr, "fulcrum-balancer: cannot open log file %s\n", cfg.log_file);
+        cfg_done(&lb_prog, &cfg);
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    ev_set_syserr_cb(lb_syserr);
+    r = lb_run(&cfg);
+    log_close();
+    cfg_done(&lb_prog, &cfg);
+    return r;
+}

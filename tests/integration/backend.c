@@ -1,0 +1,181 @@
+/* backend.c - stand-in backends and a blocking HTTP client for tests. */
+#include "backend.h"
+
+#include <criterion/criterion.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void be_serve_http(int fd, int id)
+{
+    char req[8192], resp[256], body[32];
+    size_t have = 0;
+
+    while (have < sizeof(req) - 1) {
+        ssize_t n = read(fd, req + have, sizeof(req) - 1 - have);
+
+        if (n <= 0)
+            return;
+        have += (size_t)n;
+        req[have] = '\0';
+        if (strstr(req, "\r\n\r\n"))
+            break;
+    }
+    snprintf(body, sizeof(body), "backend-%d", id);
+    snprintf(resp, sizeof(resp),
+             "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s", strlen(body),
+             body);
+    (void)!write(fd, resp, strlen(resp));
+}
+
+static void be_serve_echo(int fd)
+{
+    char buf[65536];
+    ssize_t n;
+
+    while ((n = read(fd, buf, sizeof(buf))) > 0) {
+        for (ssize_t off = 0; off < n;) {
+            ssize_t m = write(fd, buf + off, (size_t)(n - off));
+
+            if (m <= 0)
+                return;
+            off += m;
+        }
+    }
+    shutdown(fd, SHUT_WR);
+}
+
+static void be_serve_read_all(int fd)
+{
+    char buf[65536], resp[64];
+    unsigned long long total = 0;
+    ssize_t n;
+
+    while ((n = read(fd, buf, sizeof(buf))) > 0)
+        total += (unsigned long long)n;
+    snprintf(resp, sizeof(resp), "got %llu bytes", total);
+    (void)!write(fd, resp, strlen(resp));
+}
+
+static void be_loop(int lfd, enum be_kind kind, int id)
+{
+    signal(SIGCHLD, SIG_IGN); /* connection children reap themselves */
+    for (;;) {
+        int fd = accept(lfd, NULL, NULL);
+
+        if (fd < 0)
+            continue;
+        if (fork() == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            close(lfd);
+            if (kind == BE_HTTP)
+                be_serve_http(fd, id);
+            else if (kind == BE_ECHO)
+                be_serve_echo(fd);
+            else
+                be_serve_read_all(fd);
+            close(fd);
+            _exit(0);
+        }
+        close(fd);
+    }
+}
+
+void be_start(struct backend *b, enum be_kind kind, int id)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof(sa);
+    int one = 1, lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    cr_assert_neq(lfd, -1);
+    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    cr_assert_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    cr_assert_eq(listen(lfd, 512), 0);
+    cr_assert_eq(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+    b->port = ntohs(sa.sin_port);
+    b->id = id;
+    b->pid = fork();
+    cr_assert_neq(b->pid, -1);
+    if (b->pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        be_loop(lfd, kind, id);
+    }
+    close(lfd); /* listening before fork: ready as soon as we return */
+}
+
+void be_kill(struct backend *b)
+{
+    if (b->pid > 0) {
+        kill(b->pid, SIGKILL);
+        waitpid(b->pid, NULL, 0); /* gone, and its listener with it */
+        b->pid = 0;
+    }
+}
+
+int be_connect(unsigned port)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                             .sin_port = htons((uint16_t)port)};
+    struct timeval tv = {.tv_sec = 10};
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    if (fd < 0)
+        return -errno;
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1) {
+        int r = -errno;
+
+        close(fd);
+        return r;
+    }
+    return fd;
+}
+
+ssize_t be_read_all(int fd, char *buf, size_t cap)
+{
+    size_t have = 0;
+
+    while (have < cap) {
+        ssize_t n = read(fd, buf + have, cap - have);
+
+        if (n == 0)
+            break;
+        if (n < 0)
+            return have ? (ssize_t)have : -errno;
+        have += (size_t)n;
+    }
+    return (ssize_t)have;
+}
+
+int be_http(unsigned port, const char *method, const char *path, char *buf, size_t cap)
+{
+    char req[512];
+    int fd = be_connect(port), code = -1;
+    ssize_t n;
+
+    if (fd < 0)
+        return -1;
+    snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n", method,
+             path);
+    if (write(fd, req, strlen(req)) != (ssize_t)strlen(req))
+        goto out;
+    n = be_read_all(fd, buf, cap - 1);
+    if (n <= 0)
+        goto out;
+    buf[n] = '\0';
+    if (sscanf(buf, "HTTP/1.%*d %d", &code) != 1)
+        code = -1;
+out:
+    close(fd);
+    return code;
+}
