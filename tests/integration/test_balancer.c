@@ -5,6 +5,7 @@
  * signal. Counters are read back from its admin port.
  */
 #include <criterion/criterion.h>
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -447,4 +448,72 @@ Test(balancer, sigterm_lets_open_connections_finish, .timeout = 60)
     close(fd);
     status = h_reap(&b.p, WAIT_MS);
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "no clean exit after the drain");
+}
+
+Test(balancer, idle_client_is_closed_after_client_timeout, .timeout = 60)
+{
+    struct backend be;
+    char a[32], buf[8];
+    struct lb b;
+    cJSON *st;
+    int fd;
+
+    be_start(&be, BE_ECHO, 0);
+    lb_start(&b, (const char *const[]){"--node", node_arg(a, 32, &be), "--timeout-client", "0.3",
+                                       "--log-conns=no", NULL});
+    fd = be_connect(b.port);
+    cr_assert_geq(fd, 0);
+    /* Say nothing: the balancer must close us (read returns 0, not the
+     * 10 s receive timeout of be_connect). */
+    cr_assert_eq(read(fd, buf, sizeof(buf)), 0);
+    close(fd);
+    st = lb_status(&b);
+    cr_assert_eq(jnum(cJSON_GetObjectItemCaseSensitive(
+                          cJSON_GetObjectItemCaseSensitive(st, "balancer"), "ended"),
+                      "client_timeout"),
+                 1);
+    cJSON_Delete(st);
+}
+
+/* A listener whose accept queue is full and never drained: a connect to it
+ * hangs (the kernel drops the SYN), which is how a hung node looks. */
+static unsigned blackhole(int *keep, int nkeep)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof(sa);
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    cr_assert_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    cr_assert_eq(listen(lfd, 0), 0);
+    cr_assert_eq(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+    keep[0] = lfd;
+    for (int i = 1; i < nkeep; i++) { /* fill the queue */
+        keep[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        connect(keep[i], (struct sockaddr *)&sa, sizeof(sa));
+    }
+    return ntohs(sa.sin_port);
+}
+
+Test(balancer, connect_timeout_is_retried_on_another_node, .timeout = 60)
+{
+    struct backend be;
+    char a[32], h[32];
+    struct lb b;
+    int keep[4];
+    cJSON *st;
+
+    be_start(&be, BE_HTTP, 7);
+    snprintf(h, sizeof(h), "127.0.0.1:%u", blackhole(keep, 4));
+    lb_start(&b,
+             (const char *const[]){"--policy", "roundrobin", "--timeout-connect", "0.2", "--node",
+                                   h, "--node", node_arg(a, 32, &be), "--log-conns=no", NULL});
+    for (int i = 0; i < 10; i++)
+        cr_assert_eq(http_backend(b.port), 7, "request %d did not reach the live node", i);
+    st = lb_status(&b);
+    cr_assert_gt(jnum(status_node(st, h), "connect_failures"), 0,
+                 "the hung node was never tried: the test proves nothing");
+    cr_assert_eq(jnum(status_node(st, h), "conns_total"), 0);
+    cJSON_Delete(st);
+    for (int i = 0; i < 4; i++)
+        close(keep[i]);
 }
