@@ -10,12 +10,15 @@
  *   complete gets 431. Every byte a peer controls is capped: the request by
  *   the buffer, the number of connections by ADMIN_CONNS_MAX (more are
  *   accepted and closed at once, and counted), the time by an idle timer
- *   restarted with ev_timer_again on every read or write that makes progress,
- *   and the lingering read after the response by ADMIN_LINGER_MAX.
+ *   restarted with ev_timer_again on every read or write that makes progress
+ *   plus a deadline of two idle periods for the whole request (a client
+ *   trickling a byte at a time must not hold a slot for hours), and the
+ *   lingering read after the response by ADMIN_LINGER_MAX bytes and one
+ *   idle period.
  * - A response is a header block and a heap body that grows as needed up to
- *   ADMIN_RESP_MAX (status.json of 4096 nodes is about 1 MB). Both go out
- *   with sendmsg(MSG_NOSIGNAL) when the socket is writable, so a slow reader
- *   costs memory, never a blocked loop.
+ *   ADMIN_RESP_MAX (with 4096 nodes status.json is about 1.5 MB, /metrics
+ *   2.7 MB). Both go out with sendmsg(MSG_NOSIGNAL) when the socket is
+ *   writable, so a slow reader costs memory, never a blocked loop.
  * - After the response the write side is shut down and input is read and
  *   discarded until EOF (a "lingering close", as nginx does): closing a
  *   socket with unread input sends RST, which can destroy the response (a
@@ -171,7 +174,8 @@ struct admin_conn {
     char peer[NET_ADDRSTRLEN];
     size_t url_off, url_len; /* the URL within req */
     bool url_seen, headers_done, complete;
-    bool head_only; /* HEAD: headers without the body */
+    bool head_only;  /* HEAD: headers without the body */
+    ev_tstamp start; /* accepted: the request is due by start + 2 idle periods */
     size_t req_len;
     size_t lingered; /* bytes discarded in ADMIN_LINGER */
     char head[ADMIN_HEAD_MAX];
@@ -253,7 +257,6 @@ static void conn_respond(struct admin_conn *c, int code, const char *ctype, cons
 
     if (c->body.toobig) {
         abuf_reset(&c->body);
-        c->body.toobig = false;
         abuf_puts(&c->body, "{\"error\":\"response too large\"}\n");
         code = 500;
         ctype = "application/json";
@@ -1245,6 +1248,11 @@ static void conn_read(struct admin_conn *c)
             conn_close(c);
             return;
         }
+        if (ev_now(c->a->loop) - c->start > 2 * c->a->idle_s) {
+            log_debug("admin: %s too slow to send its request: closed", c->peer);
+            conn_close(c);
+            return;
+        }
         ev_timer_again(c->a->loop, &c->idle);
         http_parser_execute(&c->parser, &admin_parser_settings, c->req + c->req_len, (size_t)n);
         c->req_len += (size_t)n;
@@ -1279,8 +1287,7 @@ static void conn_linger(struct admin_conn *c)
             conn_close(c);
             return;
         }
-        c->lingered += (size_t)n;
-        ev_timer_again(c->a->loop, &c->idle);
+        c->lingered += (size_t)n; /* the idle timer is not restarted: one period */
     }
 }
 
@@ -1353,6 +1360,7 @@ static void conn_new(struct lb_admin *a, int fd, const struct sockaddr_in *peer)
     c->a = a;
     c->fd = fd;
     c->state = ADMIN_READ;
+    c->start = ev_now(a->loop);
     net_ntop(peer, c->peer);
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;

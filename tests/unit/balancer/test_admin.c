@@ -3,19 +3,17 @@
  * real node registry (two static nodes and one agent row) and counters set
  * by hand, optionally a real monitor fed a signed hello. Every endpoint, the
  * error statuses, the caps (8 KiB request, 64 connections), the idle
- * timeout and drain/undrain. */
+ * timeout and the request deadline, and drain/undrain. */
 #include <criterion/criterion.h>
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <math.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
@@ -792,6 +790,31 @@ Test(admin, idle_connections_time_out)
     cr_assert_eq(read_all(fd, &out), 0);
     cr_assert_geq(clock_mono_ms() - t0, 250);
     cr_assert_lt(clock_mono_ms() - t0, 3000);
+    free(out);
+    close(fd);
+}
+
+Test(admin, trickling_client_is_cut)
+{
+    const char req[] = "GET /status HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+    struct timespec ts = {.tv_nsec = 50000000};
+    uint64_t t0;
+    char *out;
+    size_t i;
+    int fd;
+
+    start(0.3, false, 0);
+    /* a byte every 50 ms is never idle, but the request is due in 0.6 s */
+    fd = dial();
+    t0 = clock_mono_ms();
+    for (i = 0; i < sizeof(req) - 1; i++) {
+        if (send(fd, req + i, 1, MSG_NOSIGNAL) != 1)
+            break;
+        nanosleep(&ts, NULL);
+    }
+    cr_assert_lt(i, sizeof(req) - 1, "the whole request went through");
+    cr_assert_lt(clock_mono_ms() - t0, 2000);
+    cr_assert_eq(read_all_rst(fd, &out, true), 0);
     free(out);
     close(fd);
 }
