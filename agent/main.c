@@ -10,23 +10,15 @@
 #include "agent.h"
 #include "cfg.h"
 #include "log.h"
-
-static const char *const agent_level_names[] = {"err", "warn", "info", "debug", NULL};
+#include "opts.h"
 
 #define O(f) offsetof(struct agent_cfg, f)
 static const struct cfg_opt agent_opts[] = {
     {"name", CFG_STR, O(name), 0, 63, NULL, NULL, "NAME", "node name (A-Z a-z 0-9 . _ -)"},
     {"service", CFG_STR, O(service), 0, 255, NULL, NULL, "HOST:PORT",
      "the cache node this agent reports (address clients reach)"},
-    {"group", CFG_STR, O(group), 0, 255, "239.255.77.77:7777", NULL, "ADDR:PORT",
-     "multicast group and port of the probes"},
-    {"mcast-if", CFG_STR, O(mcast_if), 0, 63, "127.0.0.1", NULL, "ADDR",
-     "address of the interface that joins the group"},
     {"listen", CFG_STR, O(listen), 0, 255, "", NULL, "ADDR:PORT",
      "also answer unicast probes on this address (networks without multicast)"},
-    {"key", CFG_STR, O(key), 0, 4095, NULL, NULL, "FILE", "cluster key file (mode 0600)"},
-    {"key-next", CFG_STR, O(key_next), 0, 4095, "", NULL, "FILE",
-     "second key accepted during a key rotation"},
     {"jitter-ms", CFG_INT, O(jitter_ms), 0, 5000, "50", NULL, "MS",
      "random delay before a reply, up to this"},
     {"ttl", CFG_INT, O(ttl), 1, 255, "1", NULL, "N", "multicast TTL of hello and bye"},
@@ -38,14 +30,11 @@ static const struct cfg_opt agent_opts[] = {
      "failed checks in a row before the service is reported down"},
     {"rise", CFG_INT, O(rise), 1, 100, "2", NULL, "N",
      "good checks in a row before it is reported up again"},
-    {"max-skew", CFG_DOUBLE, O(max_skew), 1, 86400, "30", NULL, "SEC",
-     "a request whose timestamp is further off is dropped"},
     {"cgroup", CFG_STR, O(cgroup), 0, 4095, "auto", NULL, "auto|off|DIR",
      "report CPU and RAM against a cgroup's limits: the agent's own, none, or DIR"},
-    {"log-file", CFG_STR, O(log_file), 0, 4095, "-", NULL, "FILE",
-     "log here instead of stderr (reopened on SIGHUP)"},
-    {"log-level", CFG_ENUM, O(log_level), 0, 0, "info", agent_level_names, "LEVEL",
-     "least severe level logged"},
+    OPTS_GROUP(struct agent_cfg),
+    OPTS_KEY(struct agent_cfg, NULL, "cluster key file (mode 0600)"),
+    OPTS_LOG(struct agent_cfg),
     {NULL},
 };
 #undef O

@@ -9,8 +9,8 @@
 #include "cfg.h"
 #include "lb.h"
 #include "log.h"
+#include "opts.h"
 
-static const char *const lb_level_names[] = {"err", "warn", "info", "debug", NULL};
 static const char *const lb_splice_names[] = {"auto", "always", "never", NULL};
 
 #define O(f) offsetof(struct lb_cfg, f)
@@ -52,23 +52,11 @@ static const struct cfg_opt lb_opts[] = {
      "idle pipes kept per worker for reuse"},
     {"log-conns", CFG_BOOL, O(log_conns), 0, 0, "yes", NULL, NULL,
      "one logfmt line per closed connection (--log-conns=no to turn off)"},
-    {"group", CFG_STR, O(group), 0, 255, "239.255.77.77:7777", NULL, "ADDR:PORT",
-     "multicast group of the agents"},
-    {"mcast-if", CFG_STR, O(mcast_if), 0, 63, "127.0.0.1", NULL, "ADDR",
-     "interface address for the group"},
-    {"key", CFG_STR, O(key), 0, 4095, "", NULL, "FILE",
-     "cluster key: turns on the embedded monitor (agents' nodes join by themselves)"},
-    {"key-next", CFG_STR, O(key_next), 0, 4095, "", NULL, "FILE",
-     "second key accepted during a key rotation"},
-    {"interval", CFG_DOUBLE, O(interval), 0.05, 3600, "5", NULL, "SEC", "seconds between probes"},
-    {"miss-down", CFG_INT, O(miss_down), 1, 100, "3", NULL, "N",
-     "rounds a node may miss before it is down"},
-    {"max-skew", CFG_DOUBLE, O(max_skew), 1, 86400, "30", NULL, "SEC",
-     "hello/bye whose timestamp is further off is dropped"},
-    {"log-file", CFG_STR, O(log_file), 0, 4095, "-", NULL, "FILE",
-     "log here instead of stderr (reopened on SIGHUP)"},
-    {"log-level", CFG_ENUM, O(log_level), 0, 0, "info", lb_level_names, "LEVEL",
-     "least severe level logged"},
+    OPTS_GROUP(struct lb_cfg),
+    OPTS_ROUNDS(struct lb_cfg),
+    OPTS_KEY(struct lb_cfg, "",
+             "cluster key: turns on the embedded monitor (agents' nodes join by themselves)"),
+    OPTS_LOG(struct lb_cfg),
     {NULL},
 };
 #undef O

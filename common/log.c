@@ -16,7 +16,7 @@ static const char *log_prog = "fulcrum";
 static const char *log_path; /* NULL: stderr */
 static int log_fd = STDERR_FILENO;
 
-static const char *const log_level_names[LOG_LVL_MAX] = {"err", "warn", "info", "debug"};
+const char *const log_level_names[LOG_LVL_MAX + 1] = {"err", "warn", "info", "debug", NULL};
 
 static int log_open_path(const char *path)
 {

@@ -19,6 +19,8 @@
 enum log_level { LOG_LVL_ERR = 0, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG, LOG_LVL_MAX };
 
 extern enum log_level log_level_cur;
+/* "err".."debug", NULL-terminated (a CFG_ENUM's names). */
+extern const char *const log_level_names[LOG_LVL_MAX + 1];
 
 /* prog is kept by pointer (pass a string literal or argv[0]). path NULL or
  * "-" means stderr. Returns 0 or -errno (the file could not be opened). */

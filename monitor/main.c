@@ -14,6 +14,7 @@
 #include "clock.h"
 #include "log.h"
 #include "mon.h"
+#include "opts.h"
 #include "net.h"
 #include "xalloc.h"
 
@@ -37,39 +38,25 @@ struct monitor_cfg {
     int log_level;
 };
 
-static const char *const monitor_level_names[] = {"err", "warn", "info", "debug", NULL};
-
 #define O(f) offsetof(struct monitor_cfg, f)
 static const struct cfg_opt monitor_opts[] = {
-    {"group", CFG_STR, O(group), 0, 255, "239.255.77.77:7777", NULL, "ADDR:PORT",
-     "multicast group and port of the probes"},
-    {"mcast-if", CFG_STR, O(mcast_if), 0, 63, "127.0.0.1", NULL, "ADDR",
-     "address of the interface the probes leave from"},
     {"probe-listen", CFG_STR, O(probe_listen), 0, 255, "0.0.0.0:0", NULL, "ADDR:PORT",
      "where probes are sent from and replies come back"},
     {"agent", CFG_LIST, O(agents), 0, 0, NULL, NULL, "HOST:PORT",
      "also probe this agent by unicast (its --listen)"},
-    {"key", CFG_STR, O(key), 0, 4095, NULL, NULL, "FILE", "cluster key file (mode 0600)"},
-    {"key-next", CFG_STR, O(key_next), 0, 4095, "", NULL, "FILE",
-     "second key accepted during a key rotation"},
-    {"interval", CFG_DOUBLE, O(interval), 0.05, 3600, "5", NULL, "SEC", "seconds between probes"},
-    {"miss-down", CFG_INT, O(miss_down), 1, 100, "3", NULL, "N",
-     "rounds a node may miss before it is down"},
     {"forget", CFG_DOUBLE, O(forget), 1, 864000, "300", NULL, "SEC",
      "a down node leaves the table after this"},
     {"max-nodes", CFG_INT, O(max_nodes), 1, 65536, "4096", NULL, "N", "rows in the table at most"},
-    {"max-skew", CFG_DOUBLE, O(max_skew), 1, 86400, "30", NULL, "SEC",
-     "hello/bye whose timestamp is further off is dropped"},
     {"ttl", CFG_INT, O(ttl), 1, 255, "1", NULL, "N", "multicast TTL of the probes"},
     {"json", CFG_BOOL, O(json), 0, 0, "no", NULL, NULL,
      "print one JSON object per round instead of the text table"},
     {"rounds", CFG_INT, O(rounds), 0, 1e12, "0", NULL, "N", "exit after N rounds (0: never)"},
     {"status-file", CFG_STR, O(status_file), 0, 4095, "", NULL, "FILE",
      "also write the last round's table (JSON) here, atomically"},
-    {"log-file", CFG_STR, O(log_file), 0, 4095, "-", NULL, "FILE",
-     "log here instead of stderr (reopened on SIGHUP)"},
-    {"log-level", CFG_ENUM, O(log_level), 0, 0, "info", monitor_level_names, "LEVEL",
-     "least severe level logged"},
+    OPTS_GROUP(struct monitor_cfg),
+    OPTS_ROUNDS(struct monitor_cfg),
+    OPTS_KEY(struct monitor_cfg, NULL, "cluster key file (mode 0600)"),
+    OPTS_LOG(struct monitor_cfg),
     {NULL},
 };
 #undef O
