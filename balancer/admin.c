@@ -1,6 +1,7 @@
 /* admin.c - the admin port: a small HTTP/1.1 server on the main thread's
  * libev loop (the contract is in admin.h, the API reference in
- * docs/admin.md).
+ * docs/admin.md). It listens, accepts, parses, routes and answers; the pages
+ * themselves are rendered by admin_view.c and admin_metrics.c.
  *
  * Design notes.
  *
@@ -16,48 +17,40 @@
  *   lingering read after the response by ADMIN_LINGER_MAX bytes and one
  *   idle period.
  * - A response is a header block and a heap body that grows as needed up to
- *   ADMIN_RESP_MAX (with 4096 nodes status.json is about 1.5 MB, /metrics
+ *   ADMIN_VIEW_BUF_MAX (with 4096 nodes status.json is about 1.5 MB, /metrics
  *   2.7 MB). Both go out with sendmsg(MSG_NOSIGNAL) when the socket is
  *   writable, so a slow reader costs memory, never a blocked loop.
  * - After the response the write side is shut down and input is read and
  *   discarded until EOF (a "lingering close", as nginx does): closing a
  *   socket with unread input sends RST, which can destroy the response (a
  *   431 to a client still sending) before the client reads it.
- * - The views are built from one snapshot per request (struct admin_snap):
- *   the monitor's rows and every balancer node with its atomics read once,
- *   with name indexes so a cluster of 4096 nodes costs O(n log n).
- *   status.json takes the monitor's own JSON (mon_table_format_json) and adds
- *   the balancer's fields, so the two schemas cannot drift apart.
+ * - Each page takes its own snapshot of the balancer and the monitor
+ *   (admin_view.h) and appends itself to the connection's body.
  *
  * Thread: everything runs on the thread of the loop given to lb_admin_new,
  * which must be the thread that owns the node registry and the monitor.
  */
 #include "admin.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <http_parser.h>
-#include <inttypes.h>
-#include <math.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "admin_metrics.h"
+#include "admin_view.h"
 #include "clock.h"
 #include "log.h"
 #include "net.h"
-#include "proto.h"
 #include "xalloc.h"
 
-#define ADMIN_REQ_MAX      8192        /* request line, headers and body */
-#define ADMIN_RESP_MAX     (16u << 20) /* largest response body */
-#define ADMIN_CONNS_MAX    64          /* connections open at once */
+#define ADMIN_REQ_MAX      8192 /* request line, headers and body */
+#define ADMIN_CONNS_MAX    64   /* connections open at once */
 #define ADMIN_BACKLOG      64
 #define ADMIN_ACCEPT_BURST 64    /* accepts per wakeup */
 #define ADMIN_IDLE_S       5.0   /* default idle timeout */
@@ -65,93 +58,8 @@
 #define ADMIN_LINGER_MAX   65536 /* bytes discarded after the response */
 #define ADMIN_NAME_MAX     63    /* a node name in a URL */
 #define ADMIN_HEAD_MAX     512
-#define CELL_MAX           96 /* one cell of a text table */
-#define TCOLS_MAX          10
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
-
-/* ---- growable response body ---- */
-
-struct abuf {
-    char *p;
-    size_t len, cap;
-    bool toobig; /* something did not fit under ADMIN_RESP_MAX: answer 500 */
-};
-
-/* Makes room for `more` bytes plus a NUL; false (and toobig) past the cap. */
-static bool abuf_room(struct abuf *b, size_t more)
-{
-    size_t need, cap;
-
-    if (b->toobig)
-        return false;
-    if (more > ADMIN_RESP_MAX || b->len + more + 1 > ADMIN_RESP_MAX) {
-        b->toobig = true;
-        return false;
-    }
-    need = b->len + more + 1;
-    if (need <= b->cap)
-        return true;
-    cap = b->cap ? b->cap : 4096;
-    while (cap < need)
-        cap *= 2;
-    if (cap > ADMIN_RESP_MAX)
-        cap = ADMIN_RESP_MAX;
-    b->p = xrealloc(b->p, cap);
-    b->cap = cap;
-    return true;
-}
-
-static void abuf_put(struct abuf *b, const char *s, size_t n)
-{
-    if (!abuf_room(b, n))
-        return;
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void abuf_puts(struct abuf *b, const char *s)
-{
-    abuf_put(b, s, strlen(s));
-}
-
-__attribute__((format(printf, 2, 3))) static void abuf_printf(struct abuf *b, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    if (!abuf_room(b, 128))
-        return;
-    va_start(ap, fmt);
-    n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    if ((size_t)n >= b->cap - b->len) {
-        if (!abuf_room(b, (size_t)n))
-            return;
-        va_start(ap, fmt);
-        vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-        va_end(ap);
-    }
-    b->len += (size_t)n;
-}
-
-static void abuf_reset(struct abuf *b)
-{
-    b->len = 0;
-    b->toobig = false;
-    if (b->p)
-        b->p[0] = '\0';
-}
-
-static void abuf_free(struct abuf *b)
-{
-    free(b->p);
-    b->p = NULL;
-    b->len = b->cap = 0;
-}
 
 /* ---- server and connections ---- */
 
@@ -180,7 +88,7 @@ struct admin_conn {
     size_t lingered; /* bytes discarded in ADMIN_LINGER */
     char head[ADMIN_HEAD_MAX];
     size_t head_len;
-    struct abuf body;
+    struct admin_view_buf body;
     size_t sent; /* of head + body */
     char req[ADMIN_REQ_MAX];
 };
@@ -212,7 +120,7 @@ static void conn_close(struct admin_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     a->nconns--;
-    abuf_free(&c->body);
+    admin_view_buf_done(&c->body);
     free(c);
 }
 
@@ -256,12 +164,12 @@ static void conn_respond(struct admin_conn *c, int code, const char *ctype, cons
     int n;
 
     if (c->body.toobig) {
-        abuf_reset(&c->body);
-        abuf_puts(&c->body, "{\"error\":\"response too large\"}\n");
+        admin_view_buf_reset(&c->body);
+        admin_view_buf_puts(&c->body, "{\"error\":\"response too large\"}\n");
         code = 500;
         ctype = "application/json";
         allow = NULL;
-        log_warn("admin: response to %s over %u bytes", c->peer, ADMIN_RESP_MAX);
+        log_warn("admin: response to %s over %u bytes", c->peer, ADMIN_VIEW_BUF_MAX);
     }
     clen = c->body.len;
     if (c->head_only)
@@ -281,773 +189,9 @@ static void conn_respond(struct admin_conn *c, int code, const char *ctype, cons
 /* An error response: a one-line JSON object naming what went wrong. */
 static void conn_error(struct admin_conn *c, int code, const char *allow, const char *msg)
 {
-    abuf_reset(&c->body);
-    abuf_printf(&c->body, "{\"error\":\"%s\"}\n", msg);
+    admin_view_buf_reset(&c->body);
+    admin_view_buf_printf(&c->body, "{\"error\":\"%s\"}\n", msg);
     conn_respond(c, code, "application/json", allow);
-}
-
-/* ---- the snapshot every view is built from ---- */
-
-struct admin_node {
-    const struct lb_node *n;
-    const struct mon_node *row; /* NULL: static, gone, or no monitor */
-    enum mon_state state;
-    bool ejected;
-    char addr[NET_ADDRSTRLEN];
-    unsigned lb_weight, active;
-    uint64_t conns, bytes_in, bytes_out, fails, ejections;
-};
-
-struct admin_snap {
-    uint64_t now_ms, wall_ms, round;
-    struct mon_node *rows; /* the monitor's, rank order */
-    size_t nrows;
-    const struct mon_node **rows_by_name;
-    struct admin_node *nodes; /* every balancer node, by index */
-    const struct admin_node **nodes_by_name;
-    size_t n;
-};
-
-static int cmp_row_ptr(const void *x, const void *y)
-{
-    return strcmp((*(const struct mon_node *const *)x)->name,
-                  (*(const struct mon_node *const *)y)->name);
-}
-
-static int cmp_row_key(const void *key, const void *y)
-{
-    return strcmp(key, (*(const struct mon_node *const *)y)->name);
-}
-
-static int cmp_node_ptr(const void *x, const void *y)
-{
-    return strcmp((*(const struct admin_node *const *)x)->n->name,
-                  (*(const struct admin_node *const *)y)->n->name);
-}
-
-static int cmp_node_key(const void *key, const void *y)
-{
-    return strcmp(key, (*(const struct admin_node *const *)y)->n->name);
-}
-
-static const struct mon_node *snap_row(const struct admin_snap *s, const char *name)
-{
-    const struct mon_node *const *r;
-
-    if (!s->nrows)
-        return NULL;
-    r = bsearch(name, s->rows_by_name, s->nrows, sizeof(*r), cmp_row_key);
-    return r ? *r : NULL;
-}
-
-static const struct admin_node *snap_node(const struct admin_snap *s, const char *name)
-{
-    const struct admin_node *const *v;
-
-    if (!s->n)
-        return NULL;
-    v = bsearch(name, s->nodes_by_name, s->n, sizeof(*v), cmp_node_key);
-    return v ? *v : NULL;
-}
-
-/* The state shown for a node: the monitor's when it has a row, else what
- * the registry knows; a drained node that is not down shows draining. */
-static enum mon_state node_state(const struct lb_node *n, const struct mon_node *row)
-{
-    enum mon_state st;
-
-    if (row)
-        st = row->state;
-    else if (n->src == LB_SRC_STATIC)
-        st = MON_UP;
-    else if (n->gone || n->mon_state < 0 || n->mon_state >= MON_STATE_MAX)
-        st = MON_DOWN;
-    else
-        st = (enum mon_state)n->mon_state;
-    if (n->drain && st != MON_DOWN)
-        st = MON_DRAINING;
-    return st;
-}
-
-static void snap_take(const struct lb_admin *a, struct admin_snap *s)
-{
-    const struct lb_admin_ctx *ctx = &a->ctx;
-
-    memset(s, 0, sizeof(*s));
-    s->now_ms = clock_mono_ms();
-    s->wall_ms = clock_wall_ms();
-    if (ctx->mon) {
-        size_t max = mon_count(ctx->mon);
-
-        s->round = mon_stats(ctx->mon)->rounds;
-        s->rows = xcalloc(max, sizeof(*s->rows));
-        s->nrows = mon_snapshot(ctx->mon, s->rows, max);
-        s->rows_by_name = xcalloc(s->nrows, sizeof(*s->rows_by_name));
-        for (size_t i = 0; i < s->nrows; i++)
-            s->rows_by_name[i] = &s->rows[i];
-        qsort(s->rows_by_name, s->nrows, sizeof(*s->rows_by_name), cmp_row_ptr);
-    }
-    s->n = lb_nodes_count(ctx->nodes);
-    s->nodes = xcalloc(s->n, sizeof(*s->nodes));
-    s->nodes_by_name = xcalloc(s->n, sizeof(*s->nodes_by_name));
-    for (size_t i = 0; i < s->n; i++) {
-        struct admin_node *v = &s->nodes[i];
-        struct lb_node *n = lb_nodes_at(ctx->nodes, i);
-
-        v->n = n;
-        v->row = snap_row(s, n->name);
-        v->state = node_state(n, v->row);
-        v->ejected = atomic_load_explicit(&n->ejected_until_ms, memory_order_relaxed) > s->now_ms;
-        net_ntop(&n->addr, v->addr);
-        v->lb_weight = atomic_load_explicit(&n->weight, memory_order_relaxed);
-        v->active = atomic_load_explicit(&n->active, memory_order_relaxed);
-        v->conns = atomic_load_explicit(&n->conns_total, memory_order_relaxed);
-        v->bytes_in = atomic_load_explicit(&n->bytes_in, memory_order_relaxed);
-        v->bytes_out = atomic_load_explicit(&n->bytes_out, memory_order_relaxed);
-        v->fails = atomic_load_explicit(&n->connect_failures, memory_order_relaxed);
-        v->ejections = atomic_load_explicit(&n->ejections, memory_order_relaxed);
-        s->nodes_by_name[i] = v;
-    }
-    qsort(s->nodes_by_name, s->n, sizeof(*s->nodes_by_name), cmp_node_ptr);
-}
-
-static void snap_done(struct admin_snap *s)
-{
-    free(s->rows);
-    free(s->rows_by_name);
-    free(s->nodes);
-    free(s->nodes_by_name);
-    memset(s, 0, sizeof(*s));
-}
-
-static uint64_t ctr_get(_Atomic uint64_t *x)
-{
-    return atomic_load_explicit(x, memory_order_relaxed);
-}
-
-static double uptime_s(const struct lb_admin *a, const struct admin_snap *s)
-{
-    return s->now_ms > a->ctx.start_ms ? (double)(s->now_ms - a->ctx.start_ms) / 1000.0 : 0.0;
-}
-
-/* ---- GET /status: aligned text ---- */
-
-static void iso_utc(uint64_t wall_ms, char *buf, size_t len)
-{
-    time_t secs = (time_t)(wall_ms / 1000);
-    struct tm tm;
-
-    if (!gmtime_r(&secs, &tm) || strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-        snprintf(buf, len, "-");
-}
-
-/* Fills the cells of node i (false: skip the row). */
-typedef bool (*admin_cells_fn)(const struct lb_admin *a, const struct admin_snap *s, size_t i,
-                               char cell[][CELL_MAX]);
-
-/* One aligned table: the title row, then the rows `fn` accepts. The first
- * nleft columns (names, addresses, states) are left-aligned, the numbers
- * after them right-aligned; no line ends in spaces. */
-static void text_table(struct abuf *b, const struct lb_admin *a, const struct admin_snap *s,
-                       const char *const *titles, unsigned ncols, unsigned nleft, admin_cells_fn fn)
-{
-    char cell[TCOLS_MAX][CELL_MAX];
-    int width[TCOLS_MAX];
-
-    for (unsigned k = 0; k < ncols; k++)
-        width[k] = (int)strlen(titles[k]);
-    for (size_t i = 0; i < s->n; i++) {
-        if (!fn(a, s, i, cell))
-            continue;
-        for (unsigned k = 0; k < ncols; k++) {
-            int w = (int)strlen(cell[k]);
-
-            if (w > width[k])
-                width[k] = w;
-        }
-    }
-    for (size_t i = 0; i <= s->n; i++) {
-        if (i == 0) {
-            for (unsigned k = 0; k < ncols; k++)
-                snprintf(cell[k], CELL_MAX, "%s", titles[k]);
-        } else if (!fn(a, s, i - 1, cell)) {
-            continue;
-        }
-        for (unsigned k = 0; k < ncols; k++) {
-            const char *sep = k ? "  " : "";
-
-            if (k >= nleft)
-                abuf_printf(b, "%s%*s", sep, width[k], cell[k]);
-            else if (k + 1 < ncols)
-                abuf_printf(b, "%s%-*s", sep, width[k], cell[k]);
-            else
-                abuf_printf(b, "%s%s", sep, cell[k]);
-        }
-        abuf_puts(b, "\n");
-    }
-}
-
-/* Static nodes (every node when there is no monitor): NAME ADDR STATE WEIGHT. */
-static bool static_cells(const struct lb_admin *a, const struct admin_snap *s, size_t i,
-                         char cell[][CELL_MAX])
-{
-    const struct admin_node *v = &s->nodes[i];
-    const char *st = mon_state_name(v->state);
-
-    if (a->ctx.mon && v->n->src != LB_SRC_STATIC)
-        return false;
-    if (v->ejected && v->state != MON_DRAINING && v->state != MON_DOWN)
-        st = "ejected";
-    snprintf(cell[0], CELL_MAX, "%s", v->n->name);
-    snprintf(cell[1], CELL_MAX, "%s", v->addr);
-    snprintf(cell[2], CELL_MAX, "%s", st);
-    snprintf(cell[3], CELL_MAX, "%u", v->n->metric_weight);
-    return true;
-}
-
-static bool balancer_cells(const struct lb_admin *a, const struct admin_snap *s, size_t i,
-                           char cell[][CELL_MAX])
-{
-    const struct admin_node *v = &s->nodes[i];
-
-    snprintf(cell[0], CELL_MAX, "%s", v->n->name);
-    snprintf(cell[1], CELL_MAX, "%u", v->active);
-    snprintf(cell[2], CELL_MAX, "%" PRIu64, v->conns);
-    snprintf(cell[3], CELL_MAX, "%" PRIu64, v->bytes_in);
-    snprintf(cell[4], CELL_MAX, "%" PRIu64, v->bytes_out);
-    snprintf(cell[5], CELL_MAX, "%" PRIu64, v->fails);
-    snprintf(cell[6], CELL_MAX, "%" PRIu64, v->ejections);
-    snprintf(cell[7], CELL_MAX, "%u", v->lb_weight);
-    return true;
-}
-
-/* Appends the monitor's text table of the snapshot's rows. */
-static void mon_text(struct abuf *b, const struct admin_snap *s)
-{
-    size_t room;
-    int n;
-
-    if (!abuf_room(b, 4096))
-        return;
-    room = b->cap - b->len;
-    n = mon_table_format_text(s->rows, s->nrows, s->round, s->now_ms, s->wall_ms, b->p + b->len,
-                              room);
-    if (n < 0) {
-        abuf_printf(b, "(monitor table: %s)\n", strerror(-n));
-        return;
-    }
-    if ((size_t)n >= room) {
-        if (!abuf_room(b, (size_t)n))
-            return;
-        mon_table_format_text(s->rows, s->nrows, s->round, s->now_ms, s->wall_ms, b->p + b->len,
-                              b->cap - b->len);
-    }
-    b->len += (size_t)n;
-}
-
-static void page_status_text(struct admin_conn *c, const struct admin_snap *s)
-{
-    static const char *const st_titles[] = {"NAME", "ADDR", "STATE", "WEIGHT"};
-    static const char *const lb_titles[] = {"NODE",      "ACTIVE", "CONNS",   "BYTES_IN",
-                                            "BYTES_OUT", "FAILS",  "EJECTED", "LB_WEIGHT"};
-    const struct lb_admin *a = c->a;
-    const struct lb_admin_ctx *ctx = &a->ctx;
-    struct abuf *b = &c->body;
-    size_t nstatic = 0, up = 0;
-    char ts[32];
-
-    for (size_t i = 0; i < s->n; i++) {
-        if (ctx->mon && s->nodes[i].n->src != LB_SRC_STATIC)
-            continue;
-        nstatic++;
-        if (s->nodes[i].state == MON_UP && !s->nodes[i].ejected)
-            up++;
-    }
-    iso_utc(s->wall_ms, ts, sizeof(ts));
-    if (ctx->mon)
-        mon_text(b, s);
-    if (!ctx->mon || nstatic) {
-        abuf_printf(b, "%s  %s  nodes %zu  up %zu\n", ctx->mon ? "static" : "nodes", ts, nstatic,
-                    up);
-        text_table(b, a, s, st_titles, 4, 3, static_cells);
-        abuf_puts(b, "\n");
-    }
-    abuf_printf(
-        b, "balancer  policy %s  workers %u  active %u/%u  accepted %" PRIu64 "  uptime %.0fs\n",
-        ctx->policy ? ctx->policy : "-", ctx->workers,
-        atomic_load_explicit(&ctx->ctr->active, memory_order_relaxed), ctx->maxconn,
-        ctr_get(&ctx->ctr->accepted), uptime_s(a, s));
-    text_table(b, a, s, lb_titles, 8, 1, balancer_cells);
-    conn_respond(c, 200, "text/plain; charset=utf-8", NULL);
-}
-
-/* ---- GET /status.json ---- */
-
-static void json_oom(void)
-{
-    fprintf(stderr, "fulcrum: out of memory building the admin JSON\n");
-    abort();
-}
-
-static cJSON *json_check(cJSON *j)
-{
-    if (!j)
-        json_oom();
-    return j;
-}
-
-static void json_u64(cJSON *o, const char *key, uint64_t v)
-{
-    json_check(cJSON_AddNumberToObject(o, key, (double)v));
-}
-
-static void json_null(cJSON *o, const char *key)
-{
-    json_check(cJSON_AddNullToObject(o, key));
-}
-
-/* The monitor's JSON of the snapshot's rows, parsed back. */
-static cJSON *mon_json(const struct admin_snap *s)
-{
-    size_t len = s->nrows * 320 + 256;
-    cJSON *root = NULL;
-    char *buf;
-    int n;
-
-    for (int tries = 0; tries < 2 && !root; tries++) {
-        buf = xmalloc(len);
-        n = mon_table_format_json(s->rows, s->nrows, s->round, s->now_ms, s->wall_ms, buf, len);
-        if (n >= 0 && (size_t)n < len)
-            root = cJSON_ParseWithLength(buf, (size_t)n);
-        else if (n >= 0)
-            len = (size_t)n + 1;
-        free(buf);
-        if (n < 0)
-            break;
-    }
-    return root;
-}
-
-/* The balancer's fields of one node. */
-static void json_lb_fields(cJSON *o, const struct admin_node *v)
-{
-    if (!v) {
-        static const char *const keys[] = {"active",    "conns_total",      "bytes_in",
-                                           "bytes_out", "connect_failures", "ejections",
-                                           "lb_weight"};
-
-        for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
-            json_null(o, keys[k]);
-        json_check(cJSON_AddStringToObject(o, "source", "agent"));
-        json_check(cJSON_AddBoolToObject(o, "ejected", false));
-        json_check(cJSON_AddBoolToObject(o, "gone", false));
-        return;
-    }
-    json_u64(o, "active", v->active);
-    json_u64(o, "conns_total", v->conns);
-    json_u64(o, "bytes_in", v->bytes_in);
-    json_u64(o, "bytes_out", v->bytes_out);
-    json_u64(o, "connect_failures", v->fails);
-    json_u64(o, "ejections", v->ejections);
-    json_u64(o, "lb_weight", v->lb_weight);
-    json_check(
-        cJSON_AddStringToObject(o, "source", v->n->src == LB_SRC_STATIC ? "static" : "agent"));
-    json_check(cJSON_AddBoolToObject(o, "ejected", v->ejected));
-    json_check(cJSON_AddBoolToObject(o, "gone", v->n->gone));
-}
-
-/* A balancer node the monitor has no row for: the monitor's keys, its
- * metrics null. */
-static void json_node_norow(cJSON *arr, const struct admin_node *v)
-{
-    static const char *const nulls[] = {"cpu_idle", "ram_free", "ram_total", "load1",
-                                        "service",  "rtt_ms",   "age_s"};
-    cJSON *o = json_check(cJSON_CreateObject());
-
-    json_check(cJSON_AddStringToObject(o, "name", v->n->name));
-    json_check(cJSON_AddStringToObject(o, "addr", v->addr));
-    json_check(cJSON_AddStringToObject(o, "state", mon_state_name(v->state)));
-    for (size_t k = 0; k < sizeof(nulls) / sizeof(nulls[0]); k++)
-        json_null(o, nulls[k]);
-    json_u64(o, "weight", v->n->gone ? 0 : v->n->metric_weight);
-    json_null(o, "rank");
-    json_lb_fields(o, v);
-    json_check(cJSON_AddBoolToObject(o, "drain", v->n->drain));
-    if (!cJSON_AddItemToArray(arr, o))
-        json_oom();
-}
-
-static cJSON *json_balancer(const struct lb_admin *a, const struct admin_snap *s)
-{
-    struct lb_counters *ctr = a->ctx.ctr;
-    cJSON *o = json_check(cJSON_CreateObject());
-    cJSON *ended = json_check(cJSON_CreateObject());
-
-    json_u64(o, "accepted", ctr_get(&ctr->accepted));
-    json_u64(o, "refused_maxconn", ctr_get(&ctr->refused_maxconn));
-    json_u64(o, "refused_emfile", ctr_get(&ctr->refused_emfile));
-    json_u64(o, "retries", ctr_get(&ctr->retries));
-    json_u64(o, "panic_picks", ctr_get(&ctr->panic_picks));
-    json_u64(o, "active", atomic_load_explicit(&ctr->active, memory_order_relaxed));
-    json_u64(o, "bytes_in", ctr_get(&ctr->bytes_in));
-    json_u64(o, "bytes_out", ctr_get(&ctr->bytes_out));
-    json_u64(o, "pipes", atomic_load_explicit(&ctr->pipes, memory_order_relaxed));
-    for (int e = 0; e < LB_END_MAX; e++)
-        json_u64(ended, lb_end_name((enum lb_end)e), ctr_get(&ctr->ended[e]));
-    if (!cJSON_AddItemToObject(o, "ended", ended))
-        json_oom();
-    json_check(cJSON_AddStringToObject(o, "policy", a->ctx.policy ? a->ctx.policy : ""));
-    json_u64(o, "workers", a->ctx.workers);
-    json_u64(o, "maxconn", a->ctx.maxconn);
-    json_check(cJSON_AddNumberToObject(o, "uptime_s", round(uptime_s(a, s) * 10.0) / 10.0));
-    json_u64(o, "admin_refused", a->refused);
-    return o;
-}
-
-/* mon_stats as a JSON object, through the monitor's own formatter. */
-static cJSON *json_monitor(const struct lb_admin *a)
-{
-    char buf[2048];
-    int n;
-
-    if (!a->ctx.mon)
-        return json_check(cJSON_CreateNull());
-    buf[0] = '{';
-    n = mon_format_stats(mon_stats(a->ctx.mon), true, buf + 1, sizeof(buf) - 2);
-    if (n < 0 || (size_t)n >= sizeof(buf) - 2)
-        return json_check(cJSON_CreateNull());
-    buf[n + 1] = '}';
-    return json_check(cJSON_ParseWithLength(buf, (size_t)n + 2));
-}
-
-static void page_status_json(struct admin_conn *c, const struct admin_snap *s)
-{
-    const struct lb_admin *a = c->a;
-    cJSON *root = mon_json(s), *arr, *o;
-    bool *seen;
-    char *text;
-
-    if (!root) {
-        conn_error(c, 500, NULL, "monitor table did not format");
-        return;
-    }
-    arr = cJSON_GetObjectItemCaseSensitive(root, "nodes");
-    seen = xcalloc(s->n, sizeof(*seen));
-    cJSON_ArrayForEach(o, arr)
-    {
-        const cJSON *name = cJSON_GetObjectItemCaseSensitive(o, "name");
-        const struct admin_node *v = cJSON_IsString(name) ? snap_node(s, name->valuestring) : NULL;
-        const struct mon_node *row = cJSON_IsString(name) ? snap_row(s, name->valuestring) : NULL;
-
-        if (v)
-            seen[v - s->nodes] = true;
-        json_lb_fields(o, v);
-        json_check(cJSON_AddBoolToObject(o, "drain", v ? v->n->drain : row && row->drain));
-    }
-    for (size_t i = 0; i < s->n; i++)
-        if (!seen[i])
-            json_node_norow(arr, &s->nodes[i]);
-    free(seen);
-    if (!cJSON_AddItemToObject(root, "balancer", json_balancer(a, s)) ||
-        !cJSON_AddItemToObject(root, "monitor", json_monitor(a)))
-        json_oom();
-    text = cJSON_PrintUnformatted(root);
-    if (!text)
-        json_oom();
-    abuf_puts(&c->body, text);
-    abuf_puts(&c->body, "\n");
-    cJSON_free(text);
-    cJSON_Delete(root);
-    conn_respond(c, 200, "application/json", NULL);
-}
-
-/* ---- GET /metrics: Prometheus text format 0.0.4 ---- */
-
-/* A label value with \, " and newline escaped, as the format requires. */
-static void prom_label(struct abuf *b, const char *s)
-{
-    for (; *s; s++) {
-        if (*s == '\\')
-            abuf_puts(b, "\\\\");
-        else if (*s == '"')
-            abuf_puts(b, "\\\"");
-        else if (*s == '\n')
-            abuf_puts(b, "\\n");
-        else
-            abuf_put(b, s, 1);
-    }
-}
-
-static void prom_family(struct abuf *b, const char *name, const char *type, const char *help)
-{
-    abuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-/* One sample `name{label="value"} v` (no labels when label is NULL). */
-static void prom_sample(struct abuf *b, const char *name, const char *label, const char *value,
-                        uint64_t v)
-{
-    abuf_puts(b, name);
-    if (label) {
-        abuf_printf(b, "{%s=\"", label);
-        prom_label(b, value);
-        abuf_puts(b, "\"}");
-    }
-    abuf_printf(b, " %" PRIu64 "\n", v);
-}
-
-static void prom_global(struct abuf *b, const char *name, const char *type, const char *help,
-                        uint64_t v)
-{
-    prom_family(b, name, type, help);
-    prom_sample(b, name, NULL, NULL, v);
-}
-
-enum node_metric {
-    NM_ACTIVE = 0,
-    NM_CONNS,
-    NM_BYTES_IN,
-    NM_BYTES_OUT,
-    NM_FAILS,
-    NM_EJECTIONS,
-    NM_MAX
-};
-
-static const struct {
-    const char *name, *type, *help;
-} node_metrics[NM_MAX] = {
-    [NM_ACTIVE] = {"fulcrum_node_active_connections", "gauge",
-                   "Client connections open to the node now."},
-    [NM_CONNS] = {"fulcrum_node_connections_total", "counter",
-                  "Client connections sent to the node."},
-    [NM_BYTES_IN] = {"fulcrum_node_bytes_in_total", "counter",
-                     "Bytes forwarded from clients to the node."},
-    [NM_BYTES_OUT] = {"fulcrum_node_bytes_out_total", "counter",
-                      "Bytes forwarded from the node to clients."},
-    [NM_FAILS] = {"fulcrum_node_connect_failures_total", "counter",
-                  "Connects to the node that failed or timed out."},
-    [NM_EJECTIONS] = {"fulcrum_node_ejections_total", "counter",
-                      "Times the node was ejected after consecutive connect failures."},
-};
-
-static uint64_t node_metric_value(const struct admin_node *v, enum node_metric m)
-{
-    switch (m) {
-    case NM_ACTIVE:
-        return v->active;
-    case NM_CONNS:
-        return v->conns;
-    case NM_BYTES_IN:
-        return v->bytes_in;
-    case NM_BYTES_OUT:
-        return v->bytes_out;
-    case NM_FAILS:
-        return v->fails;
-    default:
-        return v->ejections;
-    }
-}
-
-static void prom_nodes(struct abuf *b, const struct admin_snap *s)
-{
-    prom_family(b, "fulcrum_node_weight", "gauge",
-                "Weight the balancer picks the node by (0: not picked).");
-    for (size_t i = 0; i < s->n; i++) {
-        abuf_puts(b, "fulcrum_node_weight{node=\"");
-        prom_label(b, s->nodes[i].n->name);
-        abuf_puts(b, "\",addr=\"");
-        prom_label(b, s->nodes[i].addr);
-        abuf_printf(b, "\"} %u\n", s->nodes[i].lb_weight);
-    }
-    prom_family(b, "fulcrum_node_state", "gauge", "1 for the node's current state, else 0.");
-    for (size_t i = 0; i < s->n; i++) {
-        for (int st = 0; st < MON_STATE_MAX; st++) {
-            abuf_puts(b, "fulcrum_node_state{node=\"");
-            prom_label(b, s->nodes[i].n->name);
-            abuf_printf(b, "\",state=\"%s\"} %d\n", mon_state_name((enum mon_state)st),
-                        s->nodes[i].state == (enum mon_state)st);
-        }
-    }
-    prom_family(b, "fulcrum_node_rtt_seconds", "gauge",
-                "Smoothed probe round-trip time to the node's agent.");
-    for (size_t i = 0; i < s->n; i++) {
-        const struct mon_node *r = s->nodes[i].row;
-
-        if (!r || !r->has_rtt || !isfinite(r->srtt_ms))
-            continue;
-        abuf_puts(b, "fulcrum_node_rtt_seconds{node=\"");
-        prom_label(b, s->nodes[i].n->name);
-        abuf_printf(b, "\"} %.6f\n", r->srtt_ms / 1000.0);
-    }
-    for (int m = 0; m < NM_MAX; m++) {
-        prom_family(b, node_metrics[m].name, node_metrics[m].type, node_metrics[m].help);
-        for (size_t i = 0; i < s->n; i++)
-            prom_sample(b, node_metrics[m].name, "node", s->nodes[i].n->name,
-                        node_metric_value(&s->nodes[i], (enum node_metric)m));
-    }
-}
-
-static void prom_balancer(struct abuf *b, const struct lb_admin *a, const struct admin_snap *s)
-{
-    struct lb_counters *ctr = a->ctx.ctr;
-
-    prom_global(b, "fulcrum_accepted_total", "counter", "Client connections accepted.",
-                ctr_get(&ctr->accepted));
-    prom_family(b, "fulcrum_refused_total", "counter",
-                "Client connections closed at once: maxconn reached or out of descriptors.");
-    prom_sample(b, "fulcrum_refused_total", "reason", "maxconn", ctr_get(&ctr->refused_maxconn));
-    prom_sample(b, "fulcrum_refused_total", "reason", "emfile", ctr_get(&ctr->refused_emfile));
-    prom_global(b, "fulcrum_retries_total", "counter", "Connects retried on another node.",
-                ctr_get(&ctr->retries));
-    prom_global(b, "fulcrum_panic_picks_total", "counter",
-                "Nodes chosen in panic mode (too few eligible nodes).", ctr_get(&ctr->panic_picks));
-    prom_family(b, "fulcrum_connections_ended_total", "counter",
-                "Client connections ended, by how they ended.");
-    for (int e = 0; e < LB_END_MAX; e++)
-        prom_sample(b, "fulcrum_connections_ended_total", "reason", lb_end_name((enum lb_end)e),
-                    ctr_get(&ctr->ended[e]));
-    prom_global(b, "fulcrum_active_connections", "gauge", "Client connections open now.",
-                atomic_load_explicit(&ctr->active, memory_order_relaxed));
-    prom_global(b, "fulcrum_max_connections", "gauge",
-                "Client connections allowed at once (--maxconn).", a->ctx.maxconn);
-    prom_global(b, "fulcrum_bytes_in_total", "counter", "Bytes forwarded from clients to nodes.",
-                ctr_get(&ctr->bytes_in));
-    prom_global(b, "fulcrum_bytes_out_total", "counter", "Bytes forwarded from nodes to clients.",
-                ctr_get(&ctr->bytes_out));
-    prom_global(b, "fulcrum_pipes", "gauge", "Pipes held for splice, pooled and in use.",
-                atomic_load_explicit(&ctr->pipes, memory_order_relaxed));
-    prom_family(b, "fulcrum_uptime_seconds", "gauge", "Seconds since the balancer started.");
-    abuf_printf(b, "fulcrum_uptime_seconds %.3f\n", uptime_s(a, s));
-    prom_global(b, "fulcrum_admin_refused_total", "counter",
-                "Admin connections closed at once: too many open.", a->refused);
-}
-
-static void prom_monitor(struct abuf *b, const struct lb_admin *a)
-{
-    const struct mon_stats *st;
-
-    if (!a->ctx.mon)
-        return;
-    st = mon_stats(a->ctx.mon);
-    prom_global(b, "fulcrum_monitor_nodes", "gauge", "Rows in the monitor's status table.",
-                mon_count(a->ctx.mon));
-    prom_global(b, "fulcrum_monitor_rounds_total", "counter", "Probe rounds completed.",
-                st->rounds);
-    prom_global(b, "fulcrum_monitor_probes_sent_total", "counter", "Probe requests sent.",
-                st->probes_sent);
-    prom_global(b, "fulcrum_monitor_send_errors_total", "counter", "Probe requests not sent.",
-                st->send_errors);
-    prom_global(b, "fulcrum_monitor_received_total", "counter", "Datagrams received.", st->rx);
-    prom_global(b, "fulcrum_monitor_responses_total", "counter", "Probe responses accepted.",
-                st->responses);
-    prom_global(b, "fulcrum_monitor_hellos_total", "counter", "Agent hellos accepted.", st->hellos);
-    prom_global(b, "fulcrum_monitor_byes_total", "counter", "Agent byes accepted.", st->byes);
-    prom_global(b, "fulcrum_monitor_ignored_total", "counter",
-                "Probe requests heard (ours or another monitor's) and ignored.", st->ignored);
-    prom_family(b, "fulcrum_monitor_dropped_total", "counter",
-                "Datagrams dropped by the monitor, by reason.");
-    for (int e = 1; e < PROTO_E_MAX; e++)
-        prom_sample(b, "fulcrum_monitor_dropped_total", "reason", proto_err_name((enum proto_err)e),
-                    st->dropped[e]);
-    prom_sample(b, "fulcrum_monitor_dropped_total", "reason", "unknown_nonce", st->unknown_nonce);
-    prom_sample(b, "fulcrum_monitor_dropped_total", "reason", "late", st->late);
-    prom_sample(b, "fulcrum_monitor_dropped_total", "reason", "replayed", st->replayed);
-    prom_sample(b, "fulcrum_monitor_dropped_total", "reason", "stale", st->stale);
-    prom_sample(b, "fulcrum_monitor_dropped_total", "reason", "unknown_node", st->unknown_node);
-    prom_sample(b, "fulcrum_monitor_dropped_total", "reason", "table_full", st->table_full);
-}
-
-static void page_metrics(struct admin_conn *c, const struct admin_snap *s)
-{
-    prom_nodes(&c->body, s);
-    prom_balancer(&c->body, c->a, s);
-    prom_monitor(&c->body, c->a);
-    conn_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", NULL);
-}
-
-/* ---- GET /: HTML ---- */
-
-static void html_text(struct abuf *b, const char *s)
-{
-    for (; *s; s++) {
-        switch (*s) {
-        case '&':
-            abuf_puts(b, "&amp;");
-            break;
-        case '<':
-            abuf_puts(b, "&lt;");
-            break;
-        case '>':
-            abuf_puts(b, "&gt;");
-            break;
-        case '"':
-            abuf_puts(b, "&quot;");
-            break;
-        default:
-            abuf_put(b, s, 1);
-        }
-    }
-}
-
-static void html_num(struct abuf *b, double x, int decimals)
-{
-    if (isfinite(x))
-        abuf_printf(b, "<td>%.*f</td>", decimals, x);
-    else
-        abuf_puts(b, "<td>-</td>");
-}
-
-static void html_row(struct abuf *b, const struct admin_node *v)
-{
-    const struct mon_node *r = v->row;
-    const char *st = v->ejected && v->state == MON_UP ? "ejected" : mon_state_name(v->state);
-
-    abuf_printf(b, "<tr class=\"%s\"><td class=\"l\">", st);
-    html_text(b, v->n->name);
-    abuf_printf(b, "</td><td class=\"l\">%s</td><td class=\"l\">%s</td><td class=\"l\">%s</td>",
-                v->addr, v->n->src == LB_SRC_STATIC ? "static" : "agent", st);
-    html_num(b, r ? r->m.cpu_idle : NAN, 1);
-    html_num(b, r && r->m.ram_total > 0 ? 100.0 * r->m.ram_free / r->m.ram_total : NAN, 1);
-    html_num(b, r && r->has_rtt ? r->srtt_ms : NAN, 2);
-    abuf_printf(b,
-                "<td>%u</td><td>%u</td><td>%u</td><td>%" PRIu64 "</td><td>%" PRIu64
-                "</td><td>%" PRIu64 "</td><td>%" PRIu64 "</td><td>%" PRIu64 "</td></tr>\n",
-                r ? r->eff_weight : v->n->metric_weight, v->lb_weight, v->active, v->conns,
-                v->bytes_in, v->bytes_out, v->fails, v->ejections);
-}
-
-static void page_html(struct admin_conn *c, const struct admin_snap *s)
-{
-    const struct lb_admin_ctx *ctx = &c->a->ctx;
-    struct abuf *b = &c->body;
-    char ts[32];
-
-    iso_utc(s->wall_ms, ts, sizeof(ts));
-    abuf_puts(b, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
-                 "<meta http-equiv=\"refresh\" content=\"2\"><title>fulcrum</title>\n<style>"
-                 "body{font-family:sans-serif;margin:1em}table{border-collapse:collapse}"
-                 "td,th{padding:2px 8px;text-align:right;border-bottom:1px solid #ddd}"
-                 ".l{text-align:left}tr.suspect{background:#fff3c4}tr.down{background:#f8d0d0}"
-                 "tr.draining{background:#dde6f8}tr.ejected{background:#f8e0c0}"
-                 "</style></head><body>\n<h1>fulcrum</h1>\n<p>");
-    abuf_printf(b, "%s &middot; round %" PRIu64 " &middot; policy ", ts, s->round);
-    html_text(b, ctx->policy ? ctx->policy : "-");
-    abuf_printf(b,
-                " &middot; workers %u &middot; active %u/%u &middot; accepted %" PRIu64
-                " &middot; uptime %.0f s</p>\n",
-                ctx->workers, atomic_load_explicit(&ctx->ctr->active, memory_order_relaxed),
-                ctx->maxconn, ctr_get(&ctx->ctr->accepted), uptime_s(c->a, s));
-    abuf_puts(b, "<table>\n<tr><th class=\"l\">node</th><th class=\"l\">addr</th>"
-                 "<th class=\"l\">source</th><th class=\"l\">state</th><th>cpu idle %</th>"
-                 "<th>ram free %</th><th>rtt ms</th><th>weight</th><th>lb weight</th>"
-                 "<th>active</th><th>conns</th><th>bytes in</th><th>bytes out</th>"
-                 "<th>fails</th><th>ejections</th></tr>\n");
-    for (size_t i = 0; i < s->n; i++)
-        html_row(b, s->nodes_by_name[i]);
-    abuf_puts(b, "</table>\n<p><a href=\"/status\">text</a> &middot; "
-                 "<a href=\"/status.json\">json</a> &middot; "
-                 "<a href=\"/metrics\">metrics</a></p>\n</body></html>\n");
-    conn_respond(c, 200, "text/html; charset=utf-8", NULL);
 }
 
 /* ---- POST /nodes/NAME/drain|undrain ---- */
@@ -1091,7 +235,8 @@ static void do_drain(struct admin_conn *c, const char *name, bool drain)
         return;
     }
     log_info("admin: %s node=%s from=%s", drain ? "drain" : "undrain", name, c->peer);
-    abuf_printf(&c->body, "{\"node\":\"%s\",\"drain\":%s}\n", name, drain ? "true" : "false");
+    admin_view_buf_printf(&c->body, "{\"node\":\"%s\",\"drain\":%s}\n", name,
+                          drain ? "true" : "false");
     conn_respond(c, 200, "application/json", NULL);
 }
 
@@ -1124,16 +269,19 @@ static bool route_node(const char *p, size_t len, const char **name, size_t *nle
 
 /* ---- request dispatch ---- */
 
-typedef void (*admin_page_fn)(struct admin_conn *c, const struct admin_snap *s);
+/* A page: appends itself to out; 0, or -errno with *err for the client. */
+typedef int (*admin_page_fn)(const struct lb_admin_ctx *ctx, uint64_t admin_refused,
+                             struct admin_view_buf *out, const char **err);
 
 static const struct {
     const char *path;
     admin_page_fn fn;
+    const char *ctype;
 } admin_pages[] = {
-    {"/", page_html},
-    {"/status", page_status_text},
-    {"/status.json", page_status_json},
-    {"/metrics", page_metrics},
+    {"/", admin_view_html, "text/html; charset=utf-8"},
+    {"/status", admin_view_status_text, "text/plain; charset=utf-8"},
+    {"/status.json", admin_view_status_json, "application/json"},
+    {"/metrics", admin_metrics_prometheus, "text/plain; version=0.0.4; charset=utf-8"},
 };
 
 static void conn_dispatch(struct admin_conn *c)
@@ -1159,7 +307,7 @@ static void conn_dispatch(struct admin_conn *c)
     plen = u.field_data[UF_PATH].len;
     log_debug("admin: %s %.*s from %s", http_method_str(method), (int)plen, p, c->peer);
     for (size_t i = 0; i < sizeof(admin_pages) / sizeof(admin_pages[0]); i++) {
-        struct admin_snap s;
+        const char *err = NULL;
 
         if (strlen(admin_pages[i].path) != plen || memcmp(admin_pages[i].path, p, plen))
             continue;
@@ -1168,9 +316,10 @@ static void conn_dispatch(struct admin_conn *c)
             return;
         }
         c->head_only = method == HTTP_HEAD;
-        snap_take(c->a, &s);
-        admin_pages[i].fn(c, &s);
-        snap_done(&s);
+        if (admin_pages[i].fn(&c->a->ctx, c->a->refused, &c->body, &err) < 0)
+            conn_error(c, 500, NULL, err);
+        else
+            conn_respond(c, 200, admin_pages[i].ctype, NULL);
         return;
     }
     if (route_node(p, plen, &nm, &nlen, &drain)) {
@@ -1322,7 +471,7 @@ static void conn_write(struct admin_conn *c)
         c->sent += (size_t)n;
         ev_timer_again(c->a->loop, &c->idle);
     }
-    abuf_free(&c->body);
+    admin_view_buf_done(&c->body);
     shutdown(c->fd, SHUT_WR);
     c->state = ADMIN_LINGER;
     conn_watch(c, EV_READ);
