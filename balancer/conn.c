@@ -212,6 +212,10 @@ static enum lb_pump lb_dir_rw(struct lb_conn *c, struct lb_dir *d)
             d->splice = true; /* bulk: the next moves go in-kernel */
             break;
         }
+        /* A short read drained the socket: another recv would only say
+         * EAGAIN. Level-triggered epoll wakes us for more (or the FIN). */
+        if ((size_t)n < LB_SCRATCH)
+            break;
     }
     return r;
 }
@@ -226,7 +230,7 @@ static enum lb_pump lb_dir_splice(struct lb_conn *c, struct lb_dir *d)
         return lb_dir_rw(c, d);
     }
     for (int i = 0; i < LB_PUMP_ROUNDS; i++) {
-        bool moved = false;
+        bool moved = false, drained = false;
         ssize_t n;
 
         if (!d->eof) {
@@ -234,6 +238,8 @@ static enum lb_pump lb_dir_splice(struct lb_conn *c, struct lb_dir *d)
             if (n > 0) {
                 d->in_pipe += (size_t)n;
                 moved = true;
+                /* short, and not because the pipe is full: drained */
+                drained = (size_t)n < LB_SPLICE_CHUNK && d->in_pipe < d->pipe.cap;
             } else if (n == 0) {
                 d->eof = true;
             } else if (errno != EAGAIN && errno != EINTR) {
@@ -252,7 +258,7 @@ static enum lb_pump lb_dir_splice(struct lb_conn *c, struct lb_dir *d)
                 break; /* destination full: EV_WRITE resumes */
             }
         }
-        if (!moved)
+        if (!moved || (drained && !d->in_pipe))
             break;
     }
     if (!d->in_pipe)
@@ -372,8 +378,8 @@ static void lb_conn_relay(struct lb_conn *c)
 
     c->state = LB_CONN_RELAY;
     setsockopt(c->sfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    c->up = (struct lb_dir){.from = c->cfd, .to = c->sfd, .pipe = {-1, -1}, .splice = splice};
-    c->down = (struct lb_dir){.from = c->sfd, .to = c->cfd, .pipe = {-1, -1}, .splice = splice};
+    c->up = (struct lb_dir){.from = c->cfd, .to = c->sfd, .pipe = {-1, -1, 0}, .splice = splice};
+    c->down = (struct lb_dir){.from = c->sfd, .to = c->cfd, .pipe = {-1, -1, 0}, .splice = splice};
     c->last_client = c->last_server = ev_now(loop);
     ev_io_stop(loop, &c->sio);
     ev_init(&c->sio, lb_server_cb);
@@ -475,7 +481,7 @@ void lb_conn_accepted(struct lb_worker *w, int cfd, const struct sockaddr_in *pe
     c->cfd = cfd;
     c->sfd = -1;
     c->peer = *peer;
-    c->up.pipe = c->down.pipe = (struct lb_pipe){-1, -1};
+    c->up.pipe = c->down.pipe = (struct lb_pipe){-1, -1, 0};
     c->start = ev_now(w->loop);
     ev_init(&c->cio, lb_client_cb);
     ev_io_set(&c->cio, cfd, 0);

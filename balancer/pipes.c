@@ -27,7 +27,7 @@ void lb_pipes_done(struct lb_pipe_pool *pp)
 
 int lb_pipe_get(struct lb_pipe_pool *pp, struct lb_pipe *out)
 {
-    int fds[2];
+    int fds[2], sz;
 
     if (pp->nfree) {
         *out = pp->free[--pp->nfree];
@@ -38,8 +38,10 @@ int lb_pipe_get(struct lb_pipe_pool *pp, struct lb_pipe *out)
     /* A bigger pipe moves more per splice; failure keeps the default. */
     if (pp->size)
         (void)fcntl(fds[0], F_SETPIPE_SZ, (int)pp->size);
+    sz = fcntl(fds[0], F_GETPIPE_SZ);
     out->rfd = fds[0];
     out->wfd = fds[1];
+    out->cap = sz > 0 ? (unsigned)sz : 65536;
     atomic_fetch_add_explicit(pp->in_use_total, 1, memory_order_relaxed);
     return 0;
 }

@@ -13,6 +13,7 @@
 
 struct lb_pipe {
     int rfd, wfd; /* -1 when none */
+    unsigned cap; /* bytes it holds (F_GETPIPE_SZ) */
 };
 
 struct lb_pipe_pool {
