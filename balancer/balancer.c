@@ -41,7 +41,7 @@ struct lb_main {
     struct lb_worker *workers;
     unsigned nworkers;
     ev_timer refresh, stopping;
-    ev_signal s_term, s_int, s_hup;
+    ev_signal s_term, s_int, s_hup, s_usr1;
     ev_tstamp stop_deadline;
     struct sockaddr_in admin_sa;
     unsigned last_in, last_total; /* rotation size at the last round, for the log */
@@ -137,6 +137,27 @@ static void lb_sig_stop(struct ev_loop *loop, ev_signal *w, int revents)
     ev_timer_start(loop, &lm->stopping);
 }
 
+static void lb_sig_usr1(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    const struct lb_counters *c = &((struct lb_main *)w->data)->sh.ctr;
+
+    log_info("stats accepted=%llu active=%u refused_maxconn=%llu refused_emfile=%llu "
+             "retries=%llu panic_picks=%llu done=%llu no_node=%llu connect_failed=%llu "
+             "client_timeout=%llu server_timeout=%llu bytes_in=%llu bytes_out=%llu",
+             (unsigned long long)atomic_load(&c->accepted), atomic_load(&c->active),
+             (unsigned long long)atomic_load(&c->refused_maxconn),
+             (unsigned long long)atomic_load(&c->refused_emfile),
+             (unsigned long long)atomic_load(&c->retries),
+             (unsigned long long)atomic_load(&c->panic_picks),
+             (unsigned long long)atomic_load(&c->ended[LB_END_DONE]),
+             (unsigned long long)atomic_load(&c->ended[LB_END_NO_NODE]),
+             (unsigned long long)atomic_load(&c->ended[LB_END_CONNECT_FAILED]),
+             (unsigned long long)atomic_load(&c->ended[LB_END_CLIENT_TIMEOUT]),
+             (unsigned long long)atomic_load(&c->ended[LB_END_SERVER_TIMEOUT]),
+             (unsigned long long)atomic_load(&c->bytes_in),
+             (unsigned long long)atomic_load(&c->bytes_out));
+}
+
 static void lb_sig_hup(struct ev_loop *loop, ev_signal *w, int revents)
 {
     if (log_reopen())
@@ -210,6 +231,7 @@ static int lb_setup_monitor(struct lb_main *lm, char *err, size_t errlen)
     mc.table.miss_down = (unsigned)c->miss_down;
     mc.table.max_nodes = LB_NODES_MAX;
     mc.on_round = lb_on_round;
+    mc.on_change = lb_on_round; /* a node that says hello takes traffic at once */
     mc.arg = lm;
     lm->mon = mon_new(lm->loop, &mc, err, errlen);
     if (!lm->mon)
@@ -278,7 +300,9 @@ static void lb_start_signals(struct lb_main *lm)
     ev_signal_init(&lm->s_term, lb_sig_stop, SIGTERM);
     ev_signal_init(&lm->s_int, lb_sig_stop, SIGINT);
     ev_signal_init(&lm->s_hup, lb_sig_hup, SIGHUP);
-    lm->s_term.data = lm->s_int.data = lm->s_hup.data = lm;
+    ev_signal_init(&lm->s_usr1, lb_sig_usr1, SIGUSR1);
+    lm->s_term.data = lm->s_int.data = lm->s_hup.data = lm->s_usr1.data = lm;
+    ev_signal_start(lm->loop, &lm->s_usr1);
     ev_signal_start(lm->loop, &lm->s_term);
     ev_signal_start(lm->loop, &lm->s_int);
     ev_signal_start(lm->loop, &lm->s_hup);
@@ -298,6 +322,8 @@ static int lb_start_workers(struct lb_main *lm, const int *fds)
         if (r) {
             log_err("worker %u: %s", w, strerror(-r));
             lm->nworkers = w;
+            for (unsigned i = 0; i < w; i++) /* they must end before the join */
+                lb_worker_stop(&lm->workers[i], 2);
             return r;
         }
     }

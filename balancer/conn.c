@@ -225,6 +225,13 @@ static enum lb_pump lb_dir_splice(struct lb_conn *c, struct lb_dir *d)
 {
     const unsigned fl = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
 
+    /* Bytes read before the switch to splice go first, in order. */
+    if (d->len) {
+        enum lb_pump r = lb_dir_flush(d);
+
+        if (r != LB_PUMP_OK || d->len)
+            return r; /* an error, or the rest waits for EV_WRITE */
+    }
     if (d->pipe.rfd < 0 && lb_pipe_get(&c->w->pipes, &d->pipe)) {
         d->splice = false; /* out of fds: read/write needs none */
         return lb_dir_rw(c, d);
@@ -310,8 +317,13 @@ static void lb_conn_update_io(struct lb_conn *c)
 /* Pumps one direction; closes the connection and returns false when it ended. */
 static bool lb_conn_step(struct lb_conn *c, struct lb_dir *d)
 {
+    uint64_t before = d->bytes;
     enum lb_pump r = lb_dir_pump(c, d);
 
+    /* Bytes delivered mean both ends are alive: the source sent them and
+     * the destination took them. A download to a quiet client is not idle. */
+    if (d->bytes != before)
+        c->last_client = c->last_server = ev_now(c->w->loop);
     if (r != LB_PUMP_OK) {
         bool client = (r == LB_PUMP_FROM_ERR) == (d == &c->up);
 
@@ -412,7 +424,6 @@ static void lb_conn_failed_try(struct lb_conn *c)
         lb_conn_close(c, LB_END_CONNECT_FAILED);
         return;
     }
-    atomic_fetch_add_explicit(&c->w->sh->ctr.retries, 1, memory_order_relaxed);
     lb_conn_try(c);
 }
 
@@ -448,6 +459,8 @@ static void lb_conn_try(struct lb_conn *c)
         lb_conn_close(c, c->ntried ? LB_END_CONNECT_FAILED : LB_END_NO_NODE);
         return;
     }
+    if (c->ntried)
+        atomic_fetch_add_explicit(&w->sh->ctr.retries, 1, memory_order_relaxed);
     c->tried[c->ntried++] = n;
     c->node = n;
     atomic_fetch_add_explicit(&n->active, 1, memory_order_relaxed);

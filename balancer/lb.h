@@ -11,6 +11,8 @@
 
 #include "cfg.h"
 
+#define LB_LISTEN_MAX 16 /* --listen addresses at most */
+
 enum lb_splice_mode {
     LB_SPLICE_AUTO = 0, /* read/write first; splice once a read fills the buffer */
     LB_SPLICE_ALWAYS,   /* splice every byte */

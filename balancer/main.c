@@ -66,7 +66,7 @@ static const struct cfg_prog lb_prog = {
     .summary = "Spreads TCP connections over cache nodes by their agents' metrics and its own\n"
                "live connection counts, moving bytes with splice(2).\n"
                "Signals: TERM/INT stop accepting and let connections finish (--grace), a\n"
-               "second one stops at once; HUP reopens the log.",
+               "second one stops at once; HUP reopens the log; USR1 logs counters.",
     .version = "0.1.0",
     .opts = lb_opts,
 };
@@ -84,8 +84,9 @@ int main(int argc, char **argv)
     int r;
 
     r = cfg_load(&lb_prog, &cfg, argc, argv, err, sizeof(err));
-    if (r == 0 && cfg.listen.n == 0) {
-        snprintf(err, sizeof(err), "--listen HOST:PORT is required (see --help)");
+    if (r == 0 && (cfg.listen.n == 0 || cfg.listen.n > LB_LISTEN_MAX)) {
+        snprintf(err, sizeof(err), "--listen HOST:PORT is required, at most %d times (see --help)",
+                 LB_LISTEN_MAX);
         r = -1;
     }
     if (r) {

@@ -172,9 +172,16 @@ static void mon_table_refused(struct mon *m, const struct sockaddr_in *from,
     mon_drop(m, from, why, msg->name);
 }
 
+static void mon_changed(struct mon *m)
+{
+    if (m->cfg.on_change)
+        m->cfg.on_change(m, m->round, m->cfg.arg);
+}
+
 static void mon_on_response(struct mon *m, const struct sockaddr_in *from,
                             const struct proto_msg *msg)
 {
+    size_t before;
     double rtt;
     int r;
 
@@ -190,12 +197,15 @@ static void mon_on_response(struct mon *m, const struct sockaddr_in *from,
     rtt = (double)(clock_mono_us() - m->sent_us) / 1000.0 - msg->hold_ms;
     if (rtt < 0)
         rtt = 0;
+    before = mon_table_count(m->t);
     r = mon_table_report(m->t, msg, rtt, clock_mono_ms());
     if (r) {
         mon_table_refused(m, from, msg, r);
         return;
     }
     m->st.responses++;
+    if (mon_table_count(m->t) != before)
+        mon_changed(m);
 }
 
 static void mon_on_announce(struct mon *m, const struct sockaddr_in *from,
@@ -221,6 +231,7 @@ static void mon_on_announce(struct mon *m, const struct sockaddr_in *from,
         m->st.byes++;
     log_info("node %s %s (%s from %s)", msg->name, hello ? "joined" : "left",
              proto_type_name(msg->type), net_ntop(from, addr));
+    mon_changed(m);
 }
 
 static void mon_on_datagram(void *arg, int fd, const char *buf, size_t n,

@@ -41,6 +41,10 @@ struct mon_cfg {
     struct mon_table_cfg table;
     const struct key_ring *keys; /* borrowed; outlives the monitor */
     mon_round_cb on_round;
+    /* Optional: called at once when a node joins (hello, or the first
+     * answer of a node new to the table) or leaves (bye), so an embedder
+     * need not wait for the end of the round. Same arg. */
+    mon_round_cb on_change;
     void *arg;
 };
 

@@ -237,6 +237,31 @@ Test(balancer, bulk_100mb_each_way_read_write_byte_exact, .timeout = 120)
     bulk("never");
 }
 
+/* A client with a small receive buffer makes the balancer's writes to it
+ * short now and then, in read/write and in splice mode: every byte must
+ * still arrive, in order. (The one short write that matters most, right
+ * after the read that switches a direction to splice, cannot be forced
+ * from outside; this only makes it possible.) */
+Test(balancer, auto_splice_keeps_order_with_short_writes, .timeout = 120)
+{
+    struct backend be;
+    char a[32];
+    struct lb b;
+    int fd, small = 32768;
+
+    cr_assert(sodium_init() >= 0);
+    be_start(&be, BE_ECHO, 0);
+    lb_start(&b, (const char *const[]){"--splice", "auto", "--node", node_arg(a, 32, &be),
+                                       "--log-conns=no", NULL});
+    for (int i = 0; i < 4; i++) {
+        fd = be_connect(b.port);
+        cr_assert_geq(fd, 0);
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+        echo_transfer(fd, 4u << 20);
+        close(fd);
+    }
+}
+
 Test(balancer, half_closed_connection_completes, .timeout = 60)
 {
     struct backend be;
