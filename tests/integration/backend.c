@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static void be_serve_http(int fd, int id)
@@ -65,6 +66,21 @@ static void be_serve_read_all(int fd)
     (void)!write(fd, resp, strlen(resp));
 }
 
+/* A slow stream: the pauses are the behaviour under test, not a wait. */
+static void be_serve_trickle(int fd)
+{
+    static char chunk[65536];
+
+    memset(chunk, 't', sizeof(chunk));
+    for (int i = 0; i < 20; i++) {
+        struct timespec ts = {.tv_nsec = 100 * 1000 * 1000};
+
+        if (write(fd, chunk, sizeof(chunk)) != (ssize_t)sizeof(chunk))
+            return;
+        nanosleep(&ts, NULL);
+    }
+}
+
 static void be_loop(int lfd, enum be_kind kind, int id)
 {
     signal(SIGCHLD, SIG_IGN); /* connection children reap themselves */
@@ -80,6 +96,8 @@ static void be_loop(int lfd, enum be_kind kind, int id)
                 be_serve_http(fd, id);
             else if (kind == BE_ECHO)
                 be_serve_echo(fd);
+            else if (kind == BE_TRICKLE)
+                be_serve_trickle(fd);
             else
                 be_serve_read_all(fd);
             close(fd);

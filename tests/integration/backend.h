@@ -10,6 +10,7 @@ enum be_kind {
     BE_HTTP,     /* reads a request head, answers 200 with body "backend-<id>", closes */
     BE_ECHO,     /* echoes every byte; on EOF, shuts its write side and closes */
     BE_READ_ALL, /* reads to EOF, then answers "got <n> bytes" and closes */
+    BE_TRICKLE,  /* sends 20 chunks of 64 KiB, 100 ms apart, then closes */
 };
 
 struct backend {

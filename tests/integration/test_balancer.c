@@ -500,6 +500,25 @@ Test(balancer, idle_client_is_closed_after_client_timeout, .timeout = 60)
     cJSON_Delete(st);
 }
 
+Test(balancer, a_long_download_to_a_quiet_client_is_not_idle, .timeout = 60)
+{
+    static char buf[2 << 20];
+    struct backend be;
+    char a[32];
+    struct lb b;
+    int fd;
+
+    be_start(&be, BE_TRICKLE, 0);
+    /* The stream lasts 2 s; the client never writes; 0.5 s of client
+     * silence must not cut it while bytes flow to it. */
+    lb_start(&b, (const char *const[]){"--node", node_arg(a, 32, &be), "--timeout-client", "0.5",
+                                       "--log-conns=no", NULL});
+    fd = be_connect(b.port);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(be_read_all(fd, buf, sizeof(buf)), 20 * 65536);
+    close(fd);
+}
+
 /* A listener whose accept queue is full and never drained: a connect to it
  * hangs (the kernel drops the SYN), which is how a hung node looks. */
 static unsigned blackhole(int *keep, int nkeep)
