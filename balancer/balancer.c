@@ -13,7 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <ev.h>
@@ -45,8 +45,7 @@ struct lb_main {
     ev_tstamp stop_deadline;
     struct sockaddr_in admin_sa;
     unsigned last_in, last_total; /* rotation size at the last round, for the log */
-    int *lfds;                    /* every worker's listeners (the workers own them) */
-    size_t nlfds;
+    bool said_closed;             /* "listeners closed" logged */
     int status;
 };
 
@@ -94,10 +93,24 @@ static bool lb_workers_done(const struct lb_main *lm)
     return true;
 }
 
+static bool lb_listeners_closed(const struct lb_main *lm)
+{
+    for (unsigned i = 0; i < lm->nworkers; i++) {
+        if (!atomic_load_explicit(&lm->workers[i].listeners_closed, memory_order_acquire))
+            return false;
+    }
+    return true;
+}
+
 static void lb_stopping_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct lb_main *lm = w->data;
 
+    if (!lm->said_closed && lb_listeners_closed(lm)) {
+        lm->said_closed = true;
+        log_info("listeners closed: no new connections; %u open get %gs to finish",
+                 atomic_load_explicit(&lm->sh.ctr.active, memory_order_relaxed), lm->cfg->grace);
+    }
     if (lb_workers_done(lm)) {
         ev_break(loop, EVBREAK_ALL);
         return;
@@ -121,12 +134,7 @@ static void lb_sig_stop(struct ev_loop *loop, ev_signal *w, int revents)
             lb_worker_stop(&lm->workers[i], 2);
         return;
     }
-    /* Stop listening here and now, so that once this line is logged no
-     * client can connect; the workers then close the fds themselves. */
-    for (size_t i = 0; i < lm->nlfds; i++)
-        shutdown(lm->lfds[i], SHUT_RDWR);
-    log_info("signal %d: no new connections; %u open get %gs to finish", w->signum,
-             atomic_load_explicit(&lm->sh.ctr.active, memory_order_relaxed), lm->cfg->grace);
+    log_info("signal %d: stopping; taking in the accept queues", w->signum);
     for (unsigned i = 0; i < lm->nworkers; i++)
         lb_worker_stop(&lm->workers[i], 1);
     if (lm->mon)
@@ -168,6 +176,32 @@ static void lb_sig_hup(struct ev_loop *loop, ev_signal *w, int revents)
 
 /* ---- setting up ---- */
 
+/* Raises the fd limit to its hard maximum and keeps maxconn within it: two
+ * sockets per connection, plus listeners and a margin. Pipes get what is
+ * left; a connection that cannot have one moves its bytes with read/write. */
+static void lb_fd_budget(struct lb_main *lm)
+{
+    struct rlimit rl;
+    long long avail;
+    unsigned fit;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+        (void)getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    avail = (long long)rl.rlim_cur - 64 - (long long)lm->nworkers * LB_LISTEN_MAX;
+    fit = avail > 2 ? (unsigned)(avail / 2) : 1;
+    if (lm->sh.maxconn > fit) {
+        log_warn("maxconn %u needs more file descriptors than the limit of %llu allows: "
+                 "using maxconn %u",
+                 lm->sh.maxconn, (unsigned long long)rl.rlim_cur, fit);
+        lm->sh.maxconn = fit;
+    }
+}
+
 static int lb_setup_shared(struct lb_main *lm, char *err, size_t errlen)
 {
     const struct lb_cfg *c = lm->cfg;
@@ -184,6 +218,7 @@ static int lb_setup_shared(struct lb_main *lm, char *err, size_t errlen)
         return -EINVAL;
     }
     lm->sh.maxconn = (unsigned)c->maxconn;
+    lb_fd_budget(lm);
     lm->sh.timeout_connect = c->timeout_connect;
     lm->sh.timeout_client = c->timeout_client;
     lm->sh.timeout_server = c->timeout_server;
@@ -368,8 +403,6 @@ int lb_run(const struct lb_cfg *cfg)
         lm.status = 2;
         goto out;
     }
-    lm.lfds = fds;
-    lm.nlfds = nfds;
     lb_start_signals(&lm);
     if (lm.mon)
         mon_start(lm.mon);

@@ -52,9 +52,10 @@ struct lb_dir {
     size_t in_pipe;
     char *buf; /* leftover of a short write (LB_SCRATCH bytes) or NULL */
     size_t off, len;
-    bool splice; /* this direction moves bytes with splice(2) */
-    bool eof;    /* its source sent FIN */
-    bool shut;   /* FIN passed on to its destination */
+    bool splice;  /* this direction moves bytes with splice(2) */
+    bool eof;     /* its source sent FIN, or failed (src_err) */
+    bool src_err; /* its source reset: deliver what we hold, then reset the destination */
+    bool shut;    /* FIN passed on to its destination */
     uint64_t bytes;
 };
 
@@ -195,15 +196,18 @@ static enum lb_pump lb_dir_rw(struct lb_conn *c, struct lb_dir *d)
             d->eof = true;
             break;
         }
-        if (n == -1)
-            return errno == EAGAIN || errno == EINTR ? LB_PUMP_OK : LB_PUMP_FROM_ERR;
+        if (n == -1) {
+            if (errno != EAGAIN && errno != EINTR)
+                d->eof = d->src_err = true;
+            break;
+        }
         m = send(d->to, scratch, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (m == -1 && errno != EAGAIN && errno != EINTR)
             return LB_PUMP_TO_ERR;
         m = m < 0 ? 0 : m;
         d->bytes += (uint64_t)m;
         if (m < n) { /* keep the rest; stop reading until it is sent */
-            d->buf = xmalloc(LB_SCRATCH);
+            d->buf = xmalloc((size_t)(n - m));
             d->off = 0;
             d->len = (size_t)(n - m);
             memcpy(d->buf, scratch + m, d->len);
@@ -245,12 +249,13 @@ static enum lb_pump lb_dir_splice(struct lb_conn *c, struct lb_dir *d)
             if (n > 0) {
                 d->in_pipe += (size_t)n;
                 moved = true;
-                /* short, and not because the pipe is full: drained */
-                drained = (size_t)n < LB_SPLICE_CHUNK && d->in_pipe < d->pipe.cap;
+                /* Short, and clearly not because the pipe is full (it fills
+                 * by slots, not bytes): the socket is drained. */
+                drained = (size_t)n < LB_SPLICE_CHUNK && d->in_pipe < d->pipe.cap / 2;
             } else if (n == 0) {
                 d->eof = true;
             } else if (errno != EAGAIN && errno != EINTR) {
-                return LB_PUMP_FROM_ERR;
+                d->eof = d->src_err = true; /* the pipe's bytes still go out */
             }
         }
         if (d->in_pipe) {
@@ -277,11 +282,16 @@ static enum lb_pump lb_dir_pump(struct lb_conn *c, struct lb_dir *d)
 {
     enum lb_pump r = d->splice ? lb_dir_splice(c, d) : lb_dir_rw(c, d);
 
-    if (r == LB_PUMP_OK && d->eof && !d->shut && !lb_dir_pending(d)) {
+    if (r != LB_PUMP_OK || !d->eof || lb_dir_pending(d))
+        return r;
+    /* Everything the source sent is delivered: pass its end on. */
+    if (d->src_err)
+        return LB_PUMP_FROM_ERR;
+    if (!d->shut) {
         shutdown(d->to, SHUT_WR);
         d->shut = true;
     }
-    return r;
+    return LB_PUMP_OK;
 }
 
 /* ---- events ---- */
@@ -326,7 +336,12 @@ static bool lb_conn_step(struct lb_conn *c, struct lb_dir *d)
         c->last_client = c->last_server = ev_now(c->w->loop);
     if (r != LB_PUMP_OK) {
         bool client = (r == LB_PUMP_FROM_ERR) == (d == &c->up);
+        /* The side still alive learns of the failure as a reset, never as
+         * a clean FIN that would pass a truncated stream for a whole one. */
+        int alive = r == LB_PUMP_FROM_ERR ? d->to : d->from;
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
 
+        setsockopt(alive, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
         lb_conn_close(c, client ? LB_END_CLIENT_RESET : LB_END_SERVER_RESET);
         return false;
     }
@@ -465,7 +480,8 @@ static void lb_conn_try(struct lb_conn *c)
     c->node = n;
     atomic_fetch_add_explicit(&n->active, 1, memory_order_relaxed);
     c->sfd = net_tcp_connect_start(&n->addr);
-    if (c->sfd == -EMFILE || c->sfd == -ENFILE || c->sfd == -ENOBUFS || c->sfd == -ENOMEM) {
+    if (c->sfd == -EMFILE || c->sfd == -ENFILE || c->sfd == -ENOBUFS || c->sfd == -ENOMEM ||
+        c->sfd == -EADDRNOTAVAIL || c->sfd == -EAGAIN) {
         /* Our shortage, not the node's fault: do not count it against it. */
         atomic_fetch_sub_explicit(&n->active, 1, memory_order_relaxed);
         c->node = NULL;

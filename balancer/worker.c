@@ -5,8 +5,12 @@
  * manual, "special problem of accept()ing when you can't"): on EMFILE the
  * worker frees its reserved fd, accepts the pending client, closes it at
  * once and reserves again, so the listener does not spin on a connection
- * it can never take. --maxconn is enforced the same way: accepted, closed,
- * counted.
+ * it can never take. The fd table is the process's, not the worker's:
+ * another thread may take the freed slot first, and then accepting pauses
+ * for LB_ACCEPT_PAUSE instead of spinning on a listener that stays
+ * readable. --maxconn is enforced the same way: accepted, closed, counted.
+ * A stop takes in what waits in the accept queue before closing the
+ * listeners, so no client that completed its handshake is reset.
  */
 #include "worker.h"
 
@@ -21,6 +25,7 @@
 #include "net.h"
 
 #define LB_ACCEPT_BURST 64
+#define LB_ACCEPT_PAUSE 0.1 /* seconds without accepting after fd exhaustion */
 
 static void lb_worker_refuse(struct lb_worker *w, int fd, _Atomic uint64_t *ctr, const char *why)
 {
@@ -33,7 +38,28 @@ static void lb_worker_refuse(struct lb_worker *w, int fd, _Atomic uint64_t *ctr,
         log_warn("refused a client: %s suppressed=%u", why, supp);
 }
 
-static void lb_worker_emfile(struct lb_worker *w, int lfd)
+/* Stops watching the listeners for a moment; the resume timer restarts. */
+static void lb_worker_pause(struct lb_worker *w)
+{
+    for (unsigned i = 0; i < w->nlisten; i++)
+        ev_io_stop(w->loop, &w->lio[i]);
+    if (!ev_is_active(&w->resume))
+        ev_timer_start(w->loop, &w->resume);
+}
+
+static void lb_resume_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct lb_worker *w = t->data;
+
+    if (w->reserve_fd < 0)
+        w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    for (unsigned i = 0; w->accepting && i < w->nlisten; i++)
+        ev_io_start(loop, &w->lio[i]);
+}
+
+/* Out of fds: turn one waiting client away with the reserve fd. Returns
+ * false when that did not work (another thread took the slot). */
+static bool lb_worker_emfile(struct lb_worker *w, int lfd)
 {
     int fd;
 
@@ -43,32 +69,32 @@ static void lb_worker_emfile(struct lb_worker *w, int lfd)
     if (fd >= 0)
         lb_worker_refuse(w, fd, &w->sh->ctr.refused_emfile, "out of file descriptors");
     w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    return fd >= 0 && w->reserve_fd >= 0;
 }
 
-static void lb_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
+/* Accepts up to `burst` clients from one listener. Returns false when the
+ * queue is empty or accepting had to pause. */
+static bool lb_accept_some(struct lb_worker *w, int lfd, int burst)
 {
-    struct lb_worker *w = io->data;
     struct lb_shared *sh = w->sh;
 
-    for (int i = 0; i < LB_ACCEPT_BURST; i++) {
+    for (int i = 0; i < burst; i++) {
         struct sockaddr_in peer;
         socklen_t pl = sizeof(peer);
-        int fd = accept4(io->fd, (struct sockaddr *)&peer, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(lfd, (struct sockaddr *)&peer, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        unsigned supp = 0;
 
         if (fd == -1) {
-            if (errno == EMFILE || errno == ENFILE) {
-                lb_worker_emfile(w, io->fd);
-                continue;
-            }
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
-            if (errno == EINVAL) { /* shut down by a stop: no more clients */
-                ev_io_stop(loop, io);
-                return;
-            }
-            if (errno != EAGAIN)
-                log_warn("accept: %s", strerror(errno));
-            return;
+            if (errno == EAGAIN)
+                return false;
+            if ((errno == EMFILE || errno == ENFILE) && lb_worker_emfile(w, lfd))
+                return false; /* one turned away; the next wakeup goes on */
+            if (errno != EMFILE && errno != ENFILE && log_rl_allow(&w->rl, clock_mono_ms(), &supp))
+                log_warn("accept: %s suppressed=%u", strerror(errno), supp);
+            lb_worker_pause(w);
+            return false;
         }
         if (atomic_load_explicit(&sh->ctr.active, memory_order_relaxed) >= sh->maxconn) {
             lb_worker_refuse(w, fd, &sh->ctr.refused_maxconn, "maxconn reached");
@@ -76,10 +102,17 @@ static void lb_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
         }
         lb_conn_accepted(w, fd, &peer);
     }
+    return true;
+}
+
+static void lb_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    lb_accept_some(io->data, io->fd, LB_ACCEPT_BURST);
 }
 
 static void lb_worker_close_listeners(struct lb_worker *w)
 {
+    ev_timer_stop(w->loop, &w->resume);
     for (unsigned i = 0; i < w->nlisten; i++) {
         ev_io_stop(w->loop, &w->lio[i]);
         close(w->lfd[i]);
@@ -87,6 +120,7 @@ static void lb_worker_close_listeners(struct lb_worker *w)
     }
     w->nlisten = 0;
     w->accepting = false;
+    atomic_store_explicit(&w->listeners_closed, true, memory_order_release);
 }
 
 static void lb_wake_cb(struct ev_loop *loop, ev_async *a, int revents)
@@ -94,8 +128,13 @@ static void lb_wake_cb(struct ev_loop *loop, ev_async *a, int revents)
     struct lb_worker *w = a->data;
     int level = atomic_load_explicit(&w->stop, memory_order_acquire);
 
-    if (level >= 1 && w->accepting)
+    if (level >= 1 && w->accepting) {
+        /* Take in whoever already completed a handshake, then close. */
+        for (unsigned i = 0; i < w->nlisten; i++)
+            while (lb_accept_some(w, w->lfd[i], LB_ACCEPT_BURST))
+                ;
         lb_worker_close_listeners(w);
+    }
     if (level >= 2)
         lb_conn_close_all(w);
     if (w->nconns == 0)
@@ -137,6 +176,8 @@ int lb_worker_start(struct lb_worker *w, struct lb_shared *sh, unsigned id, cons
     }
     w->nlisten = nlisten;
     w->accepting = true;
+    ev_timer_init(&w->resume, lb_resume_cb, LB_ACCEPT_PAUSE, 0.);
+    w->resume.data = w;
     ev_async_init(&w->wake, lb_wake_cb);
     w->wake.data = w;
     ev_async_start(w->loop, &w->wake);

@@ -47,7 +47,9 @@ struct lb_worker {
     ev_async wake;    /* the main thread asks to stop */
     _Atomic int stop; /* 1: stop accepting and drain; 2: close everything */
     bool accepting;
-    int reserve_fd; /* released to accept-and-close on EMFILE */
+    ev_timer resume;               /* restarts accepting after a pause (out of fds) */
+    _Atomic bool listeners_closed; /* a stop took in the accept queue and closed them */
+    int reserve_fd;                /* released to accept-and-close on EMFILE */
     struct lb_picker picker;
     struct lb_pipe_pool pipes;
     struct lb_conn *conns; /* all open connections, doubly linked */

@@ -13,6 +13,7 @@
 enum log_level log_level_cur = LOG_LVL_INFO;
 
 static const char *log_prog = "fulcrum";
+static long log_pid;         /* cached: one syscall less per line */
 static const char *log_path; /* NULL: stderr */
 static int log_fd = STDERR_FILENO;
 
@@ -24,9 +25,19 @@ static int log_open_path(const char *path)
 
     if (fd == -1)
         return -errno;
-    if (log_fd != STDERR_FILENO)
-        close(log_fd);
-    log_fd = fd;
+    if (log_fd == STDERR_FILENO) { /* first open: before any thread logs */
+        log_fd = fd;
+        return 0;
+    }
+    /* Reopen: dup2 swaps the file under the same fd number atomically, so
+     * a thread writing now never sees a closed (or reused) descriptor. */
+    if (dup2(fd, log_fd) == -1) {
+        int r = -errno;
+
+        close(fd);
+        return r;
+    }
+    close(fd);
     return 0;
 }
 
@@ -34,6 +45,7 @@ int log_open(const char *prog, const char *path, enum log_level level)
 {
     log_prog = prog;
     log_level_cur = level;
+    log_pid = (long)getpid();
     if (!path || !strcmp(path, "-")) {
         log_path = NULL;
         return 0;
@@ -78,7 +90,7 @@ void log_write(enum log_level lvl, const char *fmt, ...)
     gmtime_r(&tv.tv_sec, &tm);
     n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
     r = snprintf(line + n, sizeof(line) - n, ".%03ldZ %s[%ld] level=%s ", (long)tv.tv_usec / 1000,
-                 log_prog, (long)getpid(), log_level_names[lvl]);
+                 log_prog, log_pid, log_level_names[lvl]);
     if (r > 0)
         n += (size_t)r;
     va_start(ap, fmt);
