@@ -4,7 +4,11 @@
  * State machine (enum lb_conn_state): CONNECTING while a non-blocking
  * connect to the chosen node is in flight (a failure or timeout counts
  * against that node and the next try goes to another one); RELAY once
- * connected, until both directions have ended.
+ * connected, until both directions have ended; ABORTING when one side
+ * reset: what it sent is delivered first (a source error only ends its
+ * direction once the pipe or leftover is drained), the kernel is left to
+ * get it acknowledged, and only then is the other side reset, so a
+ * truncated stream never looks like a complete one.
  * Each direction (up: client -> node, down: node -> client) moves bytes on
  * its own: read/write through the worker's scratch buffer, keeping only a
  * short write's leftover (allocated then, freed when sent); or splice(2)
@@ -26,6 +30,8 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -43,6 +49,7 @@
 enum lb_conn_state {
     LB_CONN_CONNECTING = 0, /* accepted; a connect to c->node is in flight */
     LB_CONN_RELAY,          /* connected; bytes move until both directions end */
+    LB_CONN_ABORTING,       /* one side reset: the other gets what we hold, then a reset */
     LB_CONN_STATE_MAX
 };
 
@@ -71,6 +78,8 @@ struct lb_conn {
     struct lb_dir up, down;
     struct sockaddr_in peer;
     ev_tstamp start, last_client, last_server;
+    int abort_fd; /* ABORTING: the side to reset once it has our bytes */
+    enum lb_end abort_why;
     struct lb_conn *prev, *next;
 };
 
@@ -325,6 +334,57 @@ static void lb_conn_update_io(struct lb_conn *c)
 }
 
 /* Pumps one direction; closes the connection and returns false when it ended. */
+/* Resets `alive` and closes: the side still alive learns of the failure
+ * as a reset, never as a clean FIN that would pass a truncated stream for
+ * a whole one. */
+static void lb_conn_reset(struct lb_conn *c, int alive, enum lb_end why)
+{
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+
+    setsockopt(alive, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    lb_conn_close(c, why);
+}
+
+static int lb_unsent(int fd)
+{
+    int q = 0;
+
+    return ioctl(fd, SIOCOUTQ, &q) == 0 ? q : 0;
+}
+
+static void lb_abort_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct lb_conn *c = container_of(w, struct lb_conn, timer);
+    int alive = c->abort_fd;
+
+    /* A reset would discard what the kernel still holds for the peer: wait
+     * until it is acknowledged, or until the peer's idle timeout says it
+     * is not reading. */
+    if (lb_unsent(alive) > 0 && ev_now(loop) - c->last_client < c->w->sh->timeout_client &&
+        ev_now(loop) - c->last_server < c->w->sh->timeout_server)
+        return;
+    lb_conn_reset(c, alive, c->abort_why);
+}
+
+/* One side failed after the other was handed all its bytes. */
+static void lb_conn_abort(struct lb_conn *c, int alive, enum lb_end why)
+{
+    struct ev_loop *loop = c->w->loop;
+
+    if (lb_unsent(alive) == 0) {
+        lb_conn_reset(c, alive, why);
+        return;
+    }
+    c->state = LB_CONN_ABORTING;
+    c->abort_fd = alive;
+    c->abort_why = why;
+    ev_io_stop(loop, &c->cio);
+    ev_io_stop(loop, &c->sio);
+    ev_timer_stop(loop, &c->timer);
+    ev_timer_init(&c->timer, lb_abort_cb, 0.005, 0.005);
+    ev_timer_start(loop, &c->timer);
+}
+
 static bool lb_conn_step(struct lb_conn *c, struct lb_dir *d)
 {
     uint64_t before = d->bytes;
@@ -336,13 +396,9 @@ static bool lb_conn_step(struct lb_conn *c, struct lb_dir *d)
         c->last_client = c->last_server = ev_now(c->w->loop);
     if (r != LB_PUMP_OK) {
         bool client = (r == LB_PUMP_FROM_ERR) == (d == &c->up);
-        /* The side still alive learns of the failure as a reset, never as
-         * a clean FIN that would pass a truncated stream for a whole one. */
-        int alive = r == LB_PUMP_FROM_ERR ? d->to : d->from;
-        struct linger lg = {.l_onoff = 1, .l_linger = 0};
 
-        setsockopt(alive, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-        lb_conn_close(c, client ? LB_END_CLIENT_RESET : LB_END_SERVER_RESET);
+        lb_conn_abort(c, r == LB_PUMP_FROM_ERR ? d->to : d->from,
+                      client ? LB_END_CLIENT_RESET : LB_END_SERVER_RESET);
         return false;
     }
     if (lb_dir_done(&c->up) && lb_dir_done(&c->down)) {

@@ -8,6 +8,10 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
+#include <linux/sockios.h>
+#include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -66,6 +70,35 @@ static void be_serve_read_all(int fd)
     (void)!write(fd, resp, strlen(resp));
 }
 
+/* Sends 384 KiB, waits until the peer's kernel acked every byte (SIOCOUTQ
+ * 0: it is all inside the balancer), then resets and says so on ev. */
+static void be_serve_send_reset(int fd, int ev)
+{
+    static char data[384 << 10];
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    int outq = 1;
+
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = (char)(i * 7);
+    for (size_t off = 0; off < sizeof(data);) {
+        ssize_t n = write(fd, data + off, sizeof(data) - off);
+
+        if (n <= 0)
+            return;
+        off += (size_t)n;
+    }
+    for (int i = 0; i < 5000 && outq > 0; i++) { /* the kernel offers no event for this */
+        struct timespec ts = {.tv_nsec = 1000 * 1000};
+
+        if (ioctl(fd, SIOCOUTQ, &outq) == -1)
+            return;
+        nanosleep(&ts, NULL);
+    }
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    close(fd);
+    (void)!write(ev, "r", 1);
+}
+
 /* A slow stream: the pauses are the behaviour under test, not a wait. */
 static void be_serve_trickle(int fd)
 {
@@ -81,7 +114,7 @@ static void be_serve_trickle(int fd)
     }
 }
 
-static void be_loop(int lfd, enum be_kind kind, int id)
+static void be_loop(int lfd, enum be_kind kind, int id, int ev)
 {
     signal(SIGCHLD, SIG_IGN); /* connection children reap themselves */
     for (;;) {
@@ -98,6 +131,8 @@ static void be_loop(int lfd, enum be_kind kind, int id)
                 be_serve_echo(fd);
             else if (kind == BE_TRICKLE)
                 be_serve_trickle(fd);
+            else if (kind == BE_SEND_RESET)
+                be_serve_send_reset(fd, ev);
             else
                 be_serve_read_all(fd);
             close(fd);
@@ -111,7 +146,7 @@ void be_start(struct backend *b, enum be_kind kind, int id)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t sl = sizeof(sa);
-    int one = 1, lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1, evp[2], lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
     cr_assert_neq(lfd, -1);
     setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -120,13 +155,27 @@ void be_start(struct backend *b, enum be_kind kind, int id)
     cr_assert_eq(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
     b->port = ntohs(sa.sin_port);
     b->id = id;
+    cr_assert_eq(pipe2(evp, O_CLOEXEC), 0);
     b->pid = fork();
     cr_assert_neq(b->pid, -1);
     if (b->pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
-        be_loop(lfd, kind, id);
+        close(evp[0]);
+        be_loop(lfd, kind, id, evp[1]);
     }
+    close(evp[1]);
+    b->event_fd = evp[0];
     close(lfd); /* listening before fork: ready as soon as we return */
+}
+
+int be_wait_event(struct backend *b, int timeout_ms)
+{
+    struct pollfd p = {.fd = b->event_fd, .events = POLLIN};
+    char c;
+
+    if (poll(&p, 1, timeout_ms) != 1 || read(b->event_fd, &c, 1) != 1)
+        return -1;
+    return 0;
 }
 
 void be_kill(struct backend *b)

@@ -7,20 +7,26 @@
 #include <sys/types.h>
 
 enum be_kind {
-    BE_HTTP,     /* reads a request head, answers 200 with body "backend-<id>", closes */
-    BE_ECHO,     /* echoes every byte; on EOF, shuts its write side and closes */
-    BE_READ_ALL, /* reads to EOF, then answers "got <n> bytes" and closes */
-    BE_TRICKLE,  /* sends 20 chunks of 64 KiB, 100 ms apart, then closes */
+    BE_HTTP,       /* reads a request head, answers 200 with body "backend-<id>", closes */
+    BE_ECHO,       /* echoes every byte; on EOF, shuts its write side and closes */
+    BE_READ_ALL,   /* reads to EOF, then answers "got <n> bytes" and closes */
+    BE_SEND_RESET, /* sends 384 KiB, waits until all of it is acked, then resets */
+    BE_TRICKLE,    /* sends 20 chunks of 64 KiB, 100 ms apart, then closes */
 };
 
 struct backend {
     pid_t pid;
     unsigned port;
     int id;
+    int event_fd; /* read end of the children's event pipe */
 };
 
 /* Starts a backend; one child process per accepted connection. */
 void be_start(struct backend *b, enum be_kind kind, int id);
+
+/* For BE_SEND_RESET: waits until a connection child has reset its
+ * connection (it writes a byte to a pipe then). Returns 0 or -1. */
+int be_wait_event(struct backend *b, int timeout_ms);
 /* SIGKILL, and waits until it is dead: its port refuses from then on. */
 void be_kill(struct backend *b);
 

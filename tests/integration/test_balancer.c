@@ -519,6 +519,46 @@ Test(balancer, a_long_download_to_a_quiet_client_is_not_idle, .timeout = 60)
     close(fd);
 }
 
+static void reset_after_data(const char *mode)
+{
+    static unsigned char buf[1 << 20];
+    struct backend be;
+    char a[32];
+    struct lb b;
+    int fd, small = 16384;
+    size_t have = 0;
+    ssize_t n;
+
+    be_start(&be, BE_SEND_RESET, 0);
+    lb_start(&b, (const char *const[]){"--splice", mode, "--node", node_arg(a, 32, &be), NULL});
+    fd = be_connect(b.port);
+    cr_assert_geq(fd, 0);
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    /* Read nothing until the node has sent all and reset: its bytes now sit
+     * in the balancer (socket buffers, pipe) and must all still arrive. */
+    cr_assert_eq(be_wait_event(&be, WAIT_MS), 0, "the node never reset");
+    while ((n = read(fd, buf + have, sizeof(buf) - have)) > 0)
+        have += (size_t)n;
+    cr_assert_eq(have, 384u << 10, "got %zu of %u bytes; %s", have, 384u << 10,
+                 h_wait_for(&b.p, 2, "conn client", 2000));
+    for (size_t i = 0; i < have; i++)
+        cr_assert_eq(buf[i], (unsigned char)(i * 7), "byte %zu differs", i);
+    /* And the end is a reset, not a FIN that would pass for a whole answer. */
+    cr_assert_eq(n, -1, "the truncation was hidden behind a clean end of stream");
+    cr_assert_eq(errno, ECONNRESET);
+    close(fd);
+}
+
+Test(balancer, node_reset_delivers_its_bytes_then_resets_spliced, .timeout = 60)
+{
+    reset_after_data("always");
+}
+
+Test(balancer, node_reset_delivers_its_bytes_then_resets_read_write, .timeout = 60)
+{
+    reset_after_data("never");
+}
+
 /* A listener whose accept queue is full and never drained: a connect to it
  * hangs (the kernel drops the SYN), which is how a hung node looks. */
 static unsigned blackhole(int *keep, int nkeep)
