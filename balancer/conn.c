@@ -297,7 +297,12 @@ static enum lb_pump lb_dir_pump(struct lb_conn *c, struct lb_dir *d)
     if (d->src_err)
         return LB_PUMP_FROM_ERR;
     if (!d->shut) {
-        shutdown(d->to, SHUT_WR);
+        struct lb_dir *other = d == &c->up ? &c->down : &c->up;
+
+        /* When the other direction is over too, close() follows at once
+         * and sends the FIN itself: skip a syscall per connection. */
+        if (!lb_dir_done(other))
+            shutdown(d->to, SHUT_WR);
         d->shut = true;
     }
     return LB_PUMP_OK;
