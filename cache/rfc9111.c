@@ -11,8 +11,13 @@
  *   [0, C9_DELTA_MAX] before anything is added to them.
  * - Where a header is duplicated or malformed the RFC lets a cache pick;
  *   we always pick the reading that reuses a stored response least.
+ * - HTTP-dates are parsed in httpdate.c, Cache-Control in cachecontrol.c;
+ *   this file keeps header lookups, storing, freshness, age, serving,
+ *   Vary, conditional requests and invalidation.
  */
 #include "rfc9111.h"
+
+#include "httpdate.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -30,31 +35,14 @@ static bool is_ows(char c)
     return c == ' ' || c == '\t';
 }
 
-static bool is_digit(char c)
-{
-    return c >= '0' && c <= '9';
-}
-
-/* RFC 9110 §5.6.2 tchar. */
-static bool is_tchar(char ch)
+/* RFC 9110 §5.6.2 tchar; public (rfc9111.h) for the Cache-Control parser. */
+bool c9_is_tchar(char ch)
 {
     unsigned char c = (unsigned char)ch;
 
     if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
         return true;
     return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
-/* (s, n) equals the NUL-terminated lit, ASCII case-insensitively. */
-static bool ieq(const char *s, size_t n, const char *lit)
-{
-    size_t i;
-
-    for (i = 0; i < n; i++) {
-        if (lit[i] == '\0' || lower((unsigned char)s[i]) != lower((unsigned char)lit[i]))
-            return false;
-    }
-    return lit[i] == '\0';
 }
 
 /* (a, an) equals (b, bn), ASCII case-insensitively. */
@@ -109,31 +97,6 @@ static int64_t pos_diff(int64_t a, int64_t b)
 static int64_t sat_add(int64_t a, int64_t b)
 {
     return clamp_delta(clamp_delta(a) + clamp_delta(b));
-}
-
-/* 1*DIGIT, saturating at C9_DELTA_MAX (§1.2.2). In a quoted string a
- * quoted-pair stands for its second character. */
-static int parse_delta(const char *s, size_t n, bool quoted, int64_t *out)
-{
-    int64_t v = 0;
-    size_t i;
-
-    if (n == 0)
-        return -EINVAL;
-    for (i = 0; i < n; i++) {
-        char c = s[i];
-
-        if (quoted && c == '\\' && i + 1 < n)
-            c = s[++i];
-        if (!is_digit(c))
-            return -EINVAL;
-        if (v < C9_DELTA_MAX)
-            v = v * 10 + (c - '0');
-        if (v > C9_DELTA_MAX)
-            v = C9_DELTA_MAX;
-    }
-    *out = v;
-    return 0;
 }
 
 /* ---- header lookups ------------------------------------------------------- */
@@ -220,380 +183,9 @@ bool c9_list_next(struct c9_list *it, const char **elem, size_t *len)
 
 /* ---- dates (RFC 9110 §5.6.7) ---------------------------------------------- */
 
-static const char *const wkday[7] = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
-static const char *const weekday[7] = {"Monday", "Tuesday",  "Wednesday", "Thursday",
-                                       "Friday", "Saturday", "Sunday"};
-static const char *const month_name[12] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-
-/* A cursor over (s, n): every step checks what is left. */
-struct cur {
-    const char *s;
-    size_t n;
-    size_t i;
-};
-
-static bool lit(struct cur *c, const char *l)
-{
-    size_t k = strlen(l);
-
-    if (c->n - c->i < k || memcmp(c->s + c->i, l, k) != 0)
-        return false;
-    c->i += k;
-    return true;
-}
-
-/* Index of the table entry at the cursor (consumed), or -1. */
-static int one_of(struct cur *c, const char *const *tab, int count)
-{
-    int k;
-
-    for (k = 0; k < count; k++) {
-        if (lit(c, tab[k]))
-            return k;
-    }
-    return -1;
-}
-
-/* Exactly `count` digits. */
-static bool digits(struct cur *c, int count, int *out)
-{
-    int v = 0;
-
-    if (c->n - c->i < (size_t)count)
-        return false;
-    for (; count > 0; count--, c->i++) {
-        if (!is_digit(c->s[c->i]))
-            return false;
-        v = v * 10 + (c->s[c->i] - '0');
-    }
-    *out = v;
-    return true;
-}
-
-struct tm_parts {
-    int year, mon, day, hour, min, sec; /* mon 0-11 */
-};
-
-/* time-of-day = hour ":" minute ":" second */
-static bool time_of_day(struct cur *c, struct tm_parts *t)
-{
-    return digits(c, 2, &t->hour) && lit(c, ":") && digits(c, 2, &t->min) && lit(c, ":") &&
-           digits(c, 2, &t->sec) && t->hour <= 23 && t->min <= 59 && t->sec <= 60;
-}
-
-static bool is_leap(int64_t y)
-{
-    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-static int days_in_month(int64_t y, int mon)
-{
-    static const int dim[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-
-    return mon == 1 && is_leap(y) ? 29 : dim[mon];
-}
-
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
- * days_from_civil); m is 1-12. */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    int64_t era, yoe, doy, doe;
-
-    y -= m <= 2;
-    era = (y >= 0 ? y : y - 399) / 400;
-    yoe = y - era * 400;
-    doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-/* The Gregorian year of an epoch time, clamped to [0, 9999]. */
-static int64_t year_of(int64_t t)
-{
-    int64_t z, era, doe, yoe, y, doy, mp;
-
-    if (t < -62167219200LL) /* 0000-01-01 */
-        return 0;
-    if (t >= 253402300800LL) /* 10000-01-01 */
-        return 9999;
-    z = t / 86400 - (t % 86400 < 0) + 719468;
-    era = (z >= 0 ? z : z - 146096) / 146097;
-    doe = z - era * 146097;
-    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    y = yoe + era * 400;
-    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    mp = (5 * doy + 2) / 153;
-    return mp >= 10 ? y + 1 : y;
-}
-
-/* §5.6.7: a two-digit year that "appears to be more than 50 years in the
- * future" is the most recent past year with those digits: the result lies
- * in [Y - 49, Y + 50] for now's year Y. */
-static int64_t pivot_year(int yy, int64_t now)
-{
-    int64_t base = year_of(now) - 49;
-
-    return base + (((yy - base) % 100) + 100) % 100;
-}
-
-static int parse_imf(struct cur *c, struct tm_parts *t)
-{
-    /* after "Sun," : SP 2DIGIT SP month SP 4DIGIT SP time SP "GMT" */
-    if (!lit(c, " ") || !digits(c, 2, &t->day) || !lit(c, " "))
-        return -EINVAL;
-    if ((t->mon = one_of(c, month_name, 12)) < 0 || !lit(c, " ") || !digits(c, 4, &t->year))
-        return -EINVAL;
-    if (!lit(c, " ") || !time_of_day(c, t) || !lit(c, " GMT"))
-        return -EINVAL;
-    return 0;
-}
-
-static int parse_rfc850(struct cur *c, struct tm_parts *t, int64_t now)
-{
-    int yy;
-
-    /* after "Sunday," : SP 2DIGIT "-" month "-" 2DIGIT SP time SP "GMT" */
-    if (!lit(c, " ") || !digits(c, 2, &t->day) || !lit(c, "-"))
-        return -EINVAL;
-    if ((t->mon = one_of(c, month_name, 12)) < 0 || !lit(c, "-") || !digits(c, 2, &yy))
-        return -EINVAL;
-    if (!lit(c, " ") || !time_of_day(c, t) || !lit(c, " GMT"))
-        return -EINVAL;
-    t->year = (int)pivot_year(yy, now);
-    return 0;
-}
-
-static int parse_asctime(struct cur *c, struct tm_parts *t)
-{
-    /* after "Sun " : month SP ( 2DIGIT / ( SP DIGIT ) ) SP time SP 4DIGIT */
-    if ((t->mon = one_of(c, month_name, 12)) < 0 || !lit(c, " "))
-        return -EINVAL;
-    if (lit(c, " ")) {
-        if (!digits(c, 1, &t->day))
-            return -EINVAL;
-    } else if (!digits(c, 2, &t->day)) {
-        return -EINVAL;
-    }
-    if (!lit(c, " ") || !time_of_day(c, t) || !lit(c, " ") || !digits(c, 4, &t->year))
-        return -EINVAL;
-    return 0;
-}
-
 int c9_parse_http_date(const char *s, size_t n, int64_t now, int64_t *out_epoch)
 {
-    struct cur c = {s, n, 0};
-    struct tm_parts t = {0};
-    int rc;
-
-    if (s == NULL)
-        return -EINVAL;
-    while (c.n > 0 && is_ows(s[c.n - 1]))
-        c.n--;
-    while (c.i < c.n && is_ows(s[c.i]))
-        c.i++;
-    if (one_of(&c, wkday, 7) >= 0) {
-        if (lit(&c, ","))
-            rc = parse_imf(&c, &t);
-        else if (lit(&c, " "))
-            rc = parse_asctime(&c, &t);
-        else
-            rc = -EINVAL;
-        /* "Monday" also starts with "Mon": retry as RFC 850 below */
-        if (rc < 0) {
-            c.i = 0;
-            while (c.i < c.n && is_ows(s[c.i]))
-                c.i++;
-        }
-    } else {
-        rc = -EINVAL;
-    }
-    if (rc < 0) {
-        if (one_of(&c, weekday, 7) < 0 || !lit(&c, ","))
-            return -EINVAL;
-        rc = parse_rfc850(&c, &t, now);
-        if (rc < 0)
-            return rc;
-    }
-    if (c.i != c.n || t.day < 1 || t.day > days_in_month(t.year, t.mon))
-        return -EINVAL;
-    *out_epoch =
-        days_from_civil(t.year, t.mon + 1, t.day) * 86400 + t.hour * 3600 + t.min * 60 + t.sec;
-    return 0;
-}
-
-/* ---- Cache-Control (RFC 9111 §5.2) ---------------------------------------- */
-
-enum cc_kind {
-    CC_FLAG,      /* restrictive flag: counts even with an argument */
-    CC_FLAG_LIST, /* no-cache, private: an optional field list, same meaning */
-    CC_PUBLIC,    /* permissive flag: counts only bare */
-    CC_DELTA,     /* "=" delta-seconds required */
-    CC_DELTA_OPT, /* max-stale: delta-seconds optional */
-};
-
-struct cc_directive {
-    const char *name;
-    enum cc_kind kind;
-    size_t off;    /* of the bool or int64_t field in struct c9_cc */
-    unsigned bit;  /* enum c9_cc_bit, for deltas and public */
-    int64_t worst; /* value of a repeated or malformed delta: reuses least */
-};
-
-#define CC_OFF(f) offsetof(struct c9_cc, f)
-
-static const struct cc_directive cc_table[] = {
-    {"no-store", CC_FLAG, CC_OFF(no_store), 0, 0},
-    {"no-cache", CC_FLAG_LIST, CC_OFF(no_cache), 0, 0},
-    {"private", CC_FLAG_LIST, CC_OFF(is_private), 0, 0},
-    {"public", CC_PUBLIC, CC_OFF(is_public), C9_CC_PUBLIC, 0},
-    {"must-revalidate", CC_FLAG, CC_OFF(must_revalidate), C9_CC_MUST_REVALIDATE, 0},
-    {"proxy-revalidate", CC_FLAG, CC_OFF(proxy_revalidate), 0, 0},
-    {"no-transform", CC_FLAG, CC_OFF(no_transform), 0, 0},
-    {"must-understand", CC_FLAG, CC_OFF(must_understand), 0, 0},
-    {"only-if-cached", CC_FLAG, CC_OFF(only_if_cached), 0, 0},
-    {"max-age", CC_DELTA, CC_OFF(max_age), C9_CC_MAX_AGE, 0},
-    {"s-maxage", CC_DELTA, CC_OFF(s_maxage), C9_CC_S_MAXAGE, 0},
-    {"stale-while-revalidate", CC_DELTA, CC_OFF(stale_while_revalidate), C9_CC_SWR, 0},
-    {"stale-if-error", CC_DELTA, CC_OFF(stale_if_error), C9_CC_SIE, 0},
-    {"max-stale", CC_DELTA_OPT, CC_OFF(max_stale), C9_CC_MAX_STALE, 0},
-    {"min-fresh", CC_DELTA, CC_OFF(min_fresh), C9_CC_MIN_FRESH, C9_DELTA_MAX},
-};
-
-/* One parsed member: name, optional argument, and whether it was clean. */
-struct cc_member {
-    const char *name;
-    size_t name_len;
-    const char *arg; /* NULL: no "=" */
-    size_t arg_len;
-    bool quoted;
-    bool bad;
-};
-
-/* cache-directive = token [ "=" ( token / quoted-string ) ]; BWS tolerated
- * around "=". m is a trimmed list member. */
-static void cc_split(const char *m, size_t len, struct cc_member *out)
-{
-    size_t i = 0;
-
-    memset(out, 0, sizeof(*out));
-    while (i < len && is_tchar(m[i]))
-        i++;
-    out->name = m;
-    out->name_len = i;
-    while (i < len && is_ows(m[i]))
-        i++;
-    if (i < len && m[i] == '=') {
-        for (i++; i < len && is_ows(m[i]); i++)
-            ;
-        out->arg = m + i;
-        if (i < len && m[i] == '"') {
-            out->quoted = true;
-            out->arg++;
-            for (i++; i < len && m[i] != '"'; i++) {
-                if (m[i] == '\\')
-                    i++;
-            }
-            if (i >= len) {
-                out->bad = true; /* unterminated */
-                out->arg_len = len - (size_t)(out->arg - m);
-                return;
-            }
-            out->arg_len = i - (size_t)(out->arg - m);
-            i++;
-        } else {
-            while (i < len && is_tchar(m[i]))
-                i++;
-            out->arg_len = i - (size_t)(out->arg - m);
-            out->bad = out->arg_len == 0;
-        }
-        while (i < len && is_ows(m[i]))
-            i++;
-    }
-    if (i != len)
-        out->bad = true;
-}
-
-static void cc_apply(struct c9_cc *cc, unsigned *seen, const struct cc_member *m)
-{
-    const struct cc_directive *d = NULL;
-    int64_t *delta;
-    int64_t v = 0;
-    size_t k;
-    bool ok;
-
-    for (k = 0; k < sizeof(cc_table) / sizeof(cc_table[0]); k++) {
-        if (ieq(m->name, m->name_len, cc_table[k].name)) {
-            d = &cc_table[k];
-            break;
-        }
-    }
-    if (d == NULL)
-        return; /* an extension we do not know: ignored (§5.2.3) */
-    switch (d->kind) {
-    case CC_FLAG:
-    case CC_FLAG_LIST:
-        *(bool *)((char *)cc + d->off) = true;
-        if (m->bad || (m->arg != NULL && d->kind == CC_FLAG))
-            cc->malformed |= C9_CC_FLAG | d->bit;
-        return;
-    case CC_PUBLIC:
-        if (m->bad || m->arg != NULL)
-            cc->malformed |= d->bit;
-        else
-            cc->is_public = true;
-        return;
-    case CC_DELTA:
-    case CC_DELTA_OPT:
-        break;
-    }
-    delta = (int64_t *)((char *)cc + d->off);
-    if (m->arg == NULL)
-        ok = !m->bad && d->kind == CC_DELTA_OPT;
-    else
-        ok = !m->bad && parse_delta(m->arg, m->arg_len, m->quoted, &v) == 0;
-    if (m->arg == NULL && ok)
-        v = C9_DELTA_MAX; /* bare max-stale: any staleness */
-    if (!ok || (*seen & d->bit)) {
-        *delta = d->worst;
-        cc->malformed |= d->bit;
-    } else {
-        *delta = v;
-    }
-    *seen |= d->bit;
-}
-
-void c9_parse_cc(const struct c9_hdr *h, size_t n, struct c9_cc *out)
-{
-    struct c9_list it;
-    struct cc_member m;
-    const char *e;
-    size_t len;
-    unsigned seen = 0;
-
-    memset(out, 0, sizeof(*out));
-    out->max_age = C9_ABSENT;
-    out->s_maxage = C9_ABSENT;
-    out->stale_while_revalidate = C9_ABSENT;
-    out->stale_if_error = C9_ABSENT;
-    out->max_stale = C9_ABSENT;
-    out->min_fresh = C9_ABSENT;
-
-    c9_list_init(&it, h, n, "cache-control");
-    while (c9_list_next(&it, &e, &len)) {
-        cc_split(e, len, &m);
-        if (m.name_len > 0)
-            cc_apply(out, &seen, &m);
-    }
-    if (out->malformed & C9_CC_PUBLIC)
-        out->is_public = false; /* one bad "public" vetoes a good one */
-    if (c9_hdr_get(h, n, "cache-control") != NULL)
-        return;
-    c9_list_init(&it, h, n, "pragma");
-    while (c9_list_next(&it, &e, &len)) {
-        if (ieq(e, len, "no-cache"))
-            out->no_cache = true;
-    }
+    return httpdate_parse(s, n, now, out_epoch);
 }
 
 /* ---- Vary (RFC 9111 §4.1) ------------------------------------------------- */
@@ -619,7 +211,7 @@ static enum c9_store_verdict vary_names(const struct c9_hdr *resp, size_t n,
         if (len == 1 && e[0] == '*')
             return C9_VARY_STAR;
         for (i = 0; i < len; i++) {
-            if (!is_tchar(e[i]))
+            if (!c9_is_tchar(e[i]))
                 return C9_VARY_INVALID;
         }
         for (k = 0; k < *count; k++) {
@@ -887,7 +479,7 @@ int64_t c9_date_value(const struct c9_hdr *resp, size_t n, int64_t response_time
     int64_t t;
 
     if (h == NULL || c9_hdr_count(resp, n, "date") != 1 ||
-        c9_parse_http_date(h->value, h->value_len, response_time, &t) < 0)
+        httpdate_parse(h->value, h->value_len, response_time, &t) < 0)
         return response_time;
     return t;
 }
@@ -900,7 +492,7 @@ int64_t c9_age_value(const struct c9_hdr *resp, size_t n)
     int64_t v;
 
     c9_list_init(&it, resp, n, "age");
-    if (!c9_list_next(&it, &e, &len) || parse_delta(e, len, false, &v) < 0)
+    if (!c9_list_next(&it, &e, &len) || c9_parse_delta(e, len, false, &v) < 0)
         return 0;
     return v;
 }
@@ -922,7 +514,7 @@ int64_t c9_freshness_lifetime(const struct c9_hdr *resp, size_t n, int64_t respo
         /* §5.3: an invalid Expires (e.g. "0") is a time in the past; §4.2.1:
          * a repeated one may be taken as stale. */
         if (c9_hdr_count(resp, n, "expires") != 1 ||
-            c9_parse_http_date(h->value, h->value_len, response_time, &expires) < 0)
+            httpdate_parse(h->value, h->value_len, response_time, &expires) < 0)
             return 0;
         return pos_diff(expires, c9_date_value(resp, n, response_time));
     }
@@ -1098,15 +690,16 @@ static bool inm_matches(const struct c9_hdr *h, const struct c9_hdr *req, size_t
 {
     const char *tag;
     size_t tag_len, i;
-    struct cur c = {h->value, h->value != NULL ? h->value_len : 0, 0};
+    const char *s = h->value;
+    size_t n = s != NULL ? h->value_len : 0, k = 0;
 
     /* "*" alone (one line, one member) matches any stored response */
     if (c9_hdr_count(req, nreq, "if-none-match") == 1) {
-        while (c.i < c.n && is_ows(c.s[c.i]))
-            c.i++;
-        while (c.n > c.i && is_ows(c.s[c.n - 1]))
-            c.n--;
-        if (lit(&c, "*") && c.i == c.n)
+        while (k < n && is_ows(s[k]))
+            k++;
+        while (n > k && is_ows(s[n - 1]))
+            n--;
+        if (n - k == 1 && s[k] == '*')
             return true;
     }
     if (!stored_tag(etag, &tag, &tag_len))
@@ -1132,7 +725,7 @@ bool c9_not_modified(const struct c9_hdr *req, size_t nreq, const char *etag, in
     h = c9_hdr_get(req, nreq, "if-modified-since");
     if (h == NULL || c9_hdr_count(req, nreq, "if-modified-since") != 1)
         return false;
-    if (c9_parse_http_date(h->value, h->value_len, now, &ims) < 0 || ims > now)
+    if (httpdate_parse(h->value, h->value_len, now, &ims) < 0 || ims > now)
         return false;
     return last_modified != C9_NO_TIME && last_modified <= ims;
 }

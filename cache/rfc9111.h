@@ -9,6 +9,11 @@
  * Every input is bounded by the lengths given; nothing here trusts a NUL
  * terminator in a header value. The rules, their RFC sections and the
  * choices made where the RFC leaves room are in docs/cache-rules.md.
+ *
+ * Two parts live in their own files: Cache-Control parsing in
+ * cachecontrol.c (declared in cachecontrol.h, included here, so this header
+ * still declares the whole c9_ API) and HTTP-date parsing in httpdate.c
+ * (httpdate.h), which c9_parse_http_date() wraps.
  */
 #ifndef FULCRUM_CACHE_RFC9111_H
 #define FULCRUM_CACHE_RFC9111_H
@@ -16,6 +21,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "cachecontrol.h"
 
 /* RFC 9111 §1.2.2: a delta-seconds value (or a calculation) larger than this
  * is taken as this. Every lifetime and age returned here is in [0, this]. */
@@ -66,71 +73,19 @@ void c9_list_init(struct c9_list *it, const struct c9_hdr *h, size_t n, const ch
  * value, or false when the list is exhausted. */
 bool c9_list_next(struct c9_list *it, const char **elem, size_t *len);
 
+/* Whether ch is a tchar, a character of a token (RFC 9110 §5.6.2). */
+bool c9_is_tchar(char ch);
+
 /* ---- dates ---------------------------------------------------------------- */
 
-/* Parses an HTTP-date (RFC 9110 §5.6.7): IMF-fixdate
- * ("Sun, 06 Nov 1994 08:49:37 GMT"), and the obsolete RFC 850
- * ("Sunday, 06-Nov-94 08:49:37 GMT") and asctime ("Sun Nov  6 08:49:37 1994")
- * forms. Surrounding OWS is ignored; anything else must match the grammar
- * exactly (names and "GMT" are case-sensitive), the day must exist in its
- * month (leap years counted), hour <= 23, minute <= 59, second <= 60. The
- * day-name is checked against the grammar, not against the date.
- * A two-digit RFC 850 year is placed in the 100-year window ending 50 years
- * after `now`'s year (§5.6.7: a date more than 50 years in the future means
- * the past century); `now` is only used for that.
- * Returns 0 and *out_epoch, or -EINVAL (*out_epoch untouched). */
+/* Parses an HTTP-date (RFC 9110 §5.6.7); exactly httpdate_parse(), whose
+ * contract is in httpdate.h. Kept under the c9_ name that the tests and
+ * docs/cache-rules.md use. */
 int c9_parse_http_date(const char *s, size_t n, int64_t now, int64_t *out_epoch);
 
-/* ---- Cache-Control -------------------------------------------------------- */
-
-/* Bits of c9_cc.malformed: directives seen more than once or with a value
- * that is not what their grammar asks for. */
-enum c9_cc_bit {
-    C9_CC_MAX_AGE = 1u << 0,
-    C9_CC_S_MAXAGE = 1u << 1,
-    C9_CC_SWR = 1u << 2,
-    C9_CC_SIE = 1u << 3,
-    C9_CC_MAX_STALE = 1u << 4,
-    C9_CC_MIN_FRESH = 1u << 5,
-    C9_CC_PUBLIC = 1u << 6,
-    C9_CC_FLAG = 1u << 7,            /* a restrictive flag carried an argument */
-    C9_CC_MUST_REVALIDATE = 1u << 8, /* ... and it was must-revalidate */
-};
-
-/* Cache-Control of a request or a response (RFC 9111 §5.2, RFC 5861).
- * Delta-seconds fields are C9_ABSENT or in [0, C9_DELTA_MAX].
- *
- * The RFC says a duplicated or invalid directive makes the field invalid
- * (§4.2.1, §5.2); we take the most conservative reading, the one that
- * reuses least: a delta directive that is repeated or malformed gets the
- * value 0 (min-fresh: C9_DELTA_MAX), and its bit is set in `malformed`.
- * Restrictive flags (no-store, no-cache, private, must-revalidate,
- * proxy-revalidate, only-if-cached, must-understand) count even when they
- * carry an unexpected argument; `public` counts only bare. Unknown
- * directives and unparsable members are ignored. */
-struct c9_cc {
-    bool no_store;
-    bool no_cache;   /* bare or with a field list: both mean "revalidate" */
-    bool is_private; /* bare or with a field list: both mean "not shared" */
-    bool is_public;
-    bool must_revalidate;
-    bool proxy_revalidate;
-    bool no_transform;
-    bool must_understand;
-    bool only_if_cached;            /* request */
-    int64_t max_age;                /* request or response */
-    int64_t s_maxage;               /* response */
-    int64_t stale_while_revalidate; /* response (RFC 5861 §3) */
-    int64_t stale_if_error;         /* request or response (RFC 5861 §4) */
-    int64_t max_stale;              /* request; no value = C9_DELTA_MAX (any) */
-    int64_t min_fresh;              /* request */
-    unsigned malformed;             /* enum c9_cc_bit */
-};
-
-/* Fills *out from every Cache-Control line in h[0..n). When there is no
- * Cache-Control line at all, `Pragma: no-cache` counts as no-cache
- * (RFC 9111 §5.4, for HTTP/1.0 peers). Never fails. */
-void c9_parse_cc(const struct c9_hdr *h, size_t n, struct c9_cc *out);
+/* ---- Cache-Control --------------------------------------------------------
+ * struct c9_cc, c9_parse_cc() and c9_parse_delta() are in cachecontrol.h,
+ * included above. */
 
 /* ---- storing (RFC 9111 §3) ----------------------------------------------- */
 
