@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Fulcrum needs — only those missing.
-# Usage: scripts/deps.sh [build|test|demo]...   (default: build)
+# Usage: scripts/deps.sh [build|test|demo|bench]...   (default: build)
 set -euo pipefail
 
 build=(cmake make gcc pkg-config libev-dev libstatgrab-dev libcjson-dev libsodium-dev
        libinih-dev uthash-dev libhttp-parser-dev)
 test=(libcriterion-dev clang-format iproute2)
 demo=(python3 wrk)
+bench=(haproxy nginx-light libnginx-mod-stream wrk procps python3)
 
 want=()
 for set in "${@:-build}"; do
@@ -14,7 +15,8 @@ for set in "${@:-build}"; do
     build) want+=("${build[@]}") ;;
     test)  want+=("${build[@]}" "${test[@]}") ;;
     demo)  want+=("${build[@]}" "${demo[@]}") ;;
-    *) echo "deps.sh: unknown set '$set' (build|test|demo)" >&2; exit 2 ;;
+    bench) want+=("${build[@]}" "${bench[@]}") ;;
+    *) echo "deps.sh: unknown set '$set' (build|test|demo|bench)" >&2; exit 2 ;;
   esac
 done
 
