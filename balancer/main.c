@@ -24,7 +24,7 @@ static const struct cfg_opt lb_opts[] = {
     {"workers", CFG_INT, O(workers), 0, 64, "0", NULL, "N", "worker threads (0: one per core)"},
     {"node", CFG_LIST, O(nodes), 0, 0, NULL, NULL, "HOST:PORT",
      "a static node, used without an agent"},
-    {"maxconn", CFG_INT, O(maxconn), 1, 1000000, "10000", NULL, "N",
+    {"maxconn", CFG_INT, O(maxconn), 1, 1000000, "8000", NULL, "N",
      "client connections at most; more are closed at once"},
     {"timeout-connect", CFG_DOUBLE, O(timeout_connect), 0.001, 3600, "2", NULL, "SEC",
      "a connect to a node slower than this fails and is retried"},
