@@ -1,0 +1,113 @@
+/* origin.h - the HTTP/1.1 client fulcrum-cache uses to fetch from its
+ * origin: one origin (an "http://HOST:PORT" URL, IPv4), requests without a
+ * body, responses parsed with libhttp-parser (Content-Length, chunked and
+ * close-delimited bodies; HEAD, 1xx, 204 and 304 handled), idle keep-alive
+ * connections reused, every byte the origin controls capped.
+ *
+ * Thread: an origin and its fetches belong to the thread running the loop
+ * given to origin_new(); every function must be called on that thread.
+ *
+ * Callbacks: the done callback of a fetch is called exactly once, from the
+ * loop (never from inside origin_fetch()), unless the fetch is cancelled
+ * with origin_fetch_cancel() or the origin freed first, in which case it is
+ * never called. After the callback returns the fetch is freed: do not
+ * cancel it. The callback may start new fetches and may call origin_free().
+ *
+ * Retries: a fetch sent on a reused keep-alive connection that is closed or
+ * reset before any response byte arrives (the origin timed the idle
+ * connection out) is retried once on a fresh connection, for idempotent
+ * methods only (RFC 9110 §9.2.2).
+ */
+#ifndef FULCRUM_CACHE_ORIGIN_H
+#define FULCRUM_CACHE_ORIGIN_H
+
+#include <ev.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rfc9111.h"
+
+struct origin;
+struct origin_fetch;
+
+/* Every field must be > 0 (origin_new refuses zeros). */
+struct origin_limits {
+    double connect_timeout;  /* s (2) */
+    double response_timeout; /* s of silence while a response is due (10) */
+    size_t max_head;         /* response header names + values, bytes (32 KiB) */
+    size_t max_headers;      /* response header lines (100) */
+    size_t max_body;         /* response body bytes: the cache's max object (8 MiB) */
+    unsigned max_idle;       /* idle keep-alive connections kept (8) */
+};
+
+/* Fills *lim with the defaults above. */
+void origin_limits_default(struct origin_limits *lim);
+
+/* What a fetch produced. Everything it points to is owned by the fetch and
+ * valid only during the done callback: copy what you keep.
+ * error is 0 or one of
+ *   -ETIMEDOUT     connect or response timeout
+ *   -ECONNREFUSED  the origin refused the connection
+ *   -E2BIG         the body exceeds max_body (the caller may pass through)
+ *   -EPROTO        a malformed response, or a head over max_head/max_headers
+ *   -ECONNRESET    the connection closed or failed before the response ended
+ *   other -errno   socket errors (-ENETUNREACH, ...)
+ * and when error != 0 only request_time is meaningful. */
+struct origin_result {
+    int error;
+    int status; /* final status (1xx skipped) */
+    const struct c9_hdr *hdrs;
+    size_t nhdrs;
+    const char *body; /* NULL when body_len == 0 */
+    size_t body_len;
+    int64_t request_time;  /* wall s when the request went out */
+    int64_t response_time; /* wall s when the response head arrived */
+};
+
+typedef void (*origin_done_cb)(void *arg, const struct origin_result *res);
+
+struct origin_counters {
+    uint64_t fetches;   /* fetches accepted by origin_fetch() */
+    uint64_t responses; /* fetches completed with a response */
+    uint64_t cancelled; /* fetches cancelled (or freed with the origin) */
+    /* failed fetches, by error */
+    uint64_t err_timeout;
+    uint64_t err_refused;
+    uint64_t err_too_big;
+    uint64_t err_proto;
+    uint64_t err_reset;
+    uint64_t err_other;
+    uint64_t conns_new;    /* connections opened */
+    uint64_t conns_reused; /* fetches sent on an idle keep-alive connection */
+    uint64_t retries;      /* stale keep-alive retries */
+};
+
+/* url is "http://HOST:PORT" (HOST: dotted IPv4 or a name resolved now, to
+ * IPv4; an optional trailing "/" is accepted). *lim is copied. Returns NULL
+ * with err filled when the URL or a limit is invalid. */
+struct origin *origin_new(struct ev_loop *loop, const char *url, const struct origin_limits *lim,
+                          char *err, size_t errlen);
+
+/* Cancels every fetch (no callback), closes every connection, frees o.
+ * origin_free(NULL) is a no-op. */
+void origin_free(struct origin *o);
+
+/* Starts `method path_and_query` with the caller's header lines (copied;
+ * Host is added from the URL unless given; a given Connection or
+ * Keep-Alive line is replaced by "Connection: keep-alive"). method must be
+ * a token, path_and_query start with "/" and hold no whitespace or control
+ * bytes, names be tokens and values hold no CR, LF or NUL: else -EINVAL
+ * and nothing starts. Returns 0, and *out (when out is not NULL) gets a
+ * handle valid until the callback runs or the fetch is cancelled. */
+int origin_fetch(struct origin *o, const char *method, const char *path_and_query,
+                 const struct c9_hdr *hdrs, size_t n, origin_done_cb cb, void *arg,
+                 struct origin_fetch **out);
+
+/* Cancels a fetch whose callback has not run: the callback is never called
+ * and its connection is closed. */
+void origin_fetch_cancel(struct origin_fetch *f);
+
+/* A copy of the counters. */
+void origin_get_counters(const struct origin *o, struct origin_counters *out);
+
+#endif
