@@ -1,0 +1,62 @@
+/* cache.h - fulcrum-cache's request logic: an HTTP/1.1 caching reverse
+ * proxy over the store (store.h), the RFC 9111 rules (rfc9111.h), and an
+ * origin (origin.h) or a directory (docroot.h).
+ *
+ * Per request: GET/HEAD are looked up by "host+path?query" (HEAD answered
+ * from GET entries, Vary variants by c9_vary_key); fresh hits are answered
+ * from the store (X-Cache: HIT from NAME, Age); misses for one key coalesce
+ * into one origin fetch whose result answers every waiter; storable
+ * responses that fit are stored (X-Cache: MISS), others passed through
+ * (X-Cache: PASS, never stored); stale entries are served while revalidated
+ * in the background (X-Cache: STALE) or revalidated first with a
+ * conditional request. Unsafe methods are proxied and invalidate the key.
+ * PURGE and /_fulcrum/stats are for loopback peers only.
+ *
+ * Not done yet: stale-if-error, request bodies to the origin (an unsafe
+ * request with a body answers 501), streaming of objects over max-object.
+ *
+ * Thread: everything runs on the loop given to cache_new().
+ */
+#ifndef FULCRUM_CACHE_CACHE_H
+#define FULCRUM_CACHE_CACHE_H
+
+#include <ev.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The daemon's configuration (main.c's table fills it). */
+struct cache_cfg {
+    char *listen;            /* HOST:PORT, port 0 allowed */
+    char *origin;            /* "http://HOST:PORT" or "" */
+    char *docroot;           /* directory or "" (exactly one of the two) */
+    char *name;              /* for X-Cache; "" means the hostname */
+    char *max_memory;        /* size text: bytes with an optional K/M/G suffix */
+    char *max_object;        /* size text */
+    long long default_ttl;   /* s, for responses without explicit freshness */
+    double timeout_connect;  /* origin connect, s */
+    double timeout_origin;   /* origin response silence, s */
+    double timeout_client;   /* client idle, s */
+    double timeout_coalesce; /* a request waiting on another's fetch, s; then 504 */
+    char *log_file;
+    int log_level;
+};
+
+struct cache;
+
+/* Parses "123", "64K", "256M", "1G" into *out. Returns 0 or -EINVAL. */
+int cache_parse_size(const char *s, size_t *out);
+
+/* Builds the cache and starts listening on loop (plus a 1 s sweep timer).
+ * Returns NULL with err filled on a bad option or a socket error. */
+struct cache *cache_new(struct ev_loop *loop, const struct cache_cfg *cfg, char *err,
+                        size_t errlen);
+/* The bound port (host order) and the node name in use. */
+unsigned cache_port(const struct cache *c);
+const char *cache_name(const struct cache *c);
+/* "IP:PORT" actually listened on, into buf (NET_ADDRSTRLEN bytes). */
+const char *cache_listen(const struct cache *c, char *buf);
+/* Stops listening, cancels fetches, answers nothing more, frees c. NULL is
+ * a no-op. Not from inside a cache callback. */
+void cache_free(struct cache *c);
+
+#endif

@@ -1,0 +1,133 @@
+/* main.c - fulcrum-cache: configuration table, logging, signals, the loop
+ * (the request logic is cache.c). */
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <ev.h>
+
+#include "cache.h"
+#include "cfg.h"
+#include "log.h"
+#include "opts.h"
+
+#define O(f) offsetof(struct cache_cfg, f)
+static const struct cfg_opt cache_opts[] = {
+    {"listen", CFG_STR, O(listen), 0, 255, "", NULL, "HOST:PORT",
+     "serve HTTP here (port 0: any free port; the ready line says which)"},
+    {"origin", CFG_STR, O(origin), 0, 255, "", NULL, "URL",
+     "origin server, http://HOST:PORT (or --docroot)"},
+    {"docroot", CFG_STR, O(docroot), 0, 4095, "", NULL, "DIR",
+     "serve this directory as the origin (or --origin)"},
+    {"name", CFG_STR, O(name), 0, 255, "", NULL, "NAME",
+     "node name in X-Cache (default: the hostname)"},
+    {"max-memory", CFG_STR, O(max_memory), 0, 31, "256M", NULL, "SIZE",
+     "budget for stored objects, bytes (K, M, G suffixes)"},
+    {"max-object", CFG_STR, O(max_object), 0, 31, "8M", NULL, "SIZE",
+     "largest object stored; larger responses are passed through"},
+    {"default-ttl", CFG_INT, O(default_ttl), 0, 31536000, "60", NULL, "SEC",
+     "freshness of responses that give none but may be cached"},
+    {"timeout-connect", CFG_DOUBLE, O(timeout_connect), 0.001, 3600, "2", NULL, "SEC",
+     "connect to the origin"},
+    {"timeout-origin", CFG_DOUBLE, O(timeout_origin), 0.001, 3600, "10", NULL, "SEC",
+     "origin silence while a response is due"},
+    {"timeout-client", CFG_DOUBLE, O(timeout_client), 0.001, 86400, "30", NULL, "SEC",
+     "idle keep-alive client connections are closed after this"},
+    {"timeout-coalesce", CFG_DOUBLE, O(timeout_coalesce), 0.001, 3600, "15", NULL, "SEC",
+     "a request waiting on another's origin fetch gets 504 after this"},
+    OPTS_LOG(struct cache_cfg),
+    {NULL},
+};
+#undef O
+
+static const struct cfg_prog cache_prog = {
+    .name = "fulcrum-cache",
+    .summary = "HTTP/1.1 caching reverse proxy (RFC 9111) in front of an origin or a directory.\n"
+               "Signals: TERM/INT stop; HUP reopens the log.",
+    .version = "0.1.0",
+    .opts = cache_opts,
+};
+
+static void cache_syserr(const char *msg)
+{
+    log_err("libev: %s", msg);
+    abort();
+}
+
+static void cache_sig_stop(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)revents;
+    log_info("signal %d: stopping", w->signum);
+    ev_break(loop, EVBREAK_ALL);
+}
+
+static void cache_sig_hup(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents;
+    if (log_reopen())
+        log_err("cannot reopen the log file");
+    else
+        log_info("log reopened");
+}
+
+static int cache_run(const struct cache_cfg *cfg)
+{
+    struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
+    ev_signal s_term, s_int, s_hup;
+    struct cache *c;
+    char err[512], addr[32];
+
+    c = cache_new(loop, cfg, err, sizeof(err));
+    if (!c) {
+        log_err("%s", err);
+        return 1;
+    }
+    ev_signal_init(&s_term, cache_sig_stop, SIGTERM);
+    ev_signal_init(&s_int, cache_sig_stop, SIGINT);
+    ev_signal_init(&s_hup, cache_sig_hup, SIGHUP);
+    ev_signal_start(loop, &s_term);
+    ev_signal_start(loop, &s_int);
+    ev_signal_start(loop, &s_hup);
+    log_info("ready listen=%s name=%s", cache_listen(c, addr), cache_name(c));
+    ev_run(loop, 0);
+    cache_free(c);
+    ev_signal_stop(loop, &s_term);
+    ev_signal_stop(loop, &s_int);
+    ev_signal_stop(loop, &s_hup);
+    ev_loop_destroy(loop);
+    log_info("stopped");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct cache_cfg cfg = {0};
+    char err[512];
+    int r;
+
+    r = cfg_load(&cache_prog, &cfg, argc, argv, err, sizeof(err));
+    if (r == 0 && !*cfg.listen) {
+        snprintf(err, sizeof(err), "--listen HOST:PORT is required (see --help)");
+        r = -1;
+    }
+    if (r) {
+        if (r < 0)
+            fprintf(stderr, "fulcrum-cache: %s\n", err);
+        cfg_done(&cache_prog, &cfg);
+        return r > 0 ? 0 : 2;
+    }
+    if (log_open("fulcrum-cache", cfg.log_file, (enum log_level)cfg.log_level)) {
+        fprintf(stderr, "fulcrum-cache: cannot open log file %s\n", cfg.log_file);
+        cfg_done(&cache_prog, &cfg);
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    ev_set_syserr_cb(cache_syserr);
+    r = cache_run(&cfg);
+    log_close();
+    cfg_done(&cache_prog, &cfg);
+    return r;
+}
