@@ -35,9 +35,11 @@
 #include "clock.h"
 #include "docroot.h"
 #include "http.h"
+#include "key.h"
 #include "log.h"
 #include "net.h"
 #include "origin.h"
+#include "peer.h"
 #include "rfc9111.h"
 #include "store.h"
 #include "xalloc.h"
@@ -46,6 +48,7 @@
 #define CACHE_KEEP_STALE     600 /* s a validatable stale object is kept */
 #define CACHE_HDR_MAX        128 /* header lines of one answer */
 #define CACHE_SWEEP_BATCH    1000
+#define CACHE_SYNC_POLL      0.02 /* s between peer_synced checks before listening */
 
 #define container_of(p, T, m) ((T *)(void *)((char *)(p)-offsetof(T, m)))
 
@@ -114,6 +117,14 @@ struct cache {
     struct cache_flight *flights[CACHE_FLIGHT_BUCKETS];
     struct cache_unsafe *unsafe; /* unsafe requests at the origin */
     struct cache_counters ctr;
+    /* replication: peers NULL when off */
+    struct key_ring kr;
+    struct peer_set *peers;
+    struct sockaddr_in peer_addr; /* as parsed from --peer-listen */
+    struct http_limits hl;        /* for the deferred listener */
+    ev_timer sync_poll;           /* until peer_synced, then the listener */
+    void (*ready_cb)(struct cache *c, bool ok, void *arg);
+    void *ready_arg;
 };
 
 static void cache_handle(struct cache *c, struct http_exchange *ex);
@@ -430,6 +441,8 @@ static const struct cstore_obj *cache_store(struct cache *c, struct cache_flight
         return NULL;
     if (cstore_insert(c->store, &it, now, &out) == 0) {
         c->ctr.stored++;
+        if (c->peers)
+            peer_announce(c->peers, out);
         return out;
     }
     /* -EEXIST: a copy that wins is stored: serve that one */
@@ -484,6 +497,8 @@ static const struct cstore_obj *cache_refresh(struct cache *c, struct cache_flig
     it.origin = true;
     if (cstore_insert(c->store, &it, now, &out) == 0) {
         c->ctr.revalidated++;
+        if (c->peers)
+            peer_announce(c->peers, out);
         return out;
     }
     return cstore_ref(o); /* serve what we have: the origin said it is current */
@@ -916,8 +931,11 @@ static void cache_unsafe_done(void *arg, const struct origin_result *res)
     struct cache_unsafe *u = arg;
     struct cache *c = u->c;
 
-    if (!res->error && c9_method_invalidates(u->method, res->status))
+    if (!res->error && c9_method_invalidates(u->method, res->status)) {
         cstore_remove(c->store, u->primary);
+        if (c->peers)
+            peer_purge(c->peers, u->primary);
+    }
     if (u->ex) {
         http_exchange_set_abort_cb(u->ex, NULL, NULL);
         if (res->error) {
@@ -988,6 +1006,8 @@ static void cache_purge(struct cache *c, struct http_exchange *ex)
     }
     primary = cache_primary(ex);
     n = cstore_remove(c->store, primary);
+    if (c->peers)
+        peer_purge(c->peers, primary);
     free(primary);
     c->ctr.purged += n;
     snprintf(buf, sizeof(buf), "{\"purged\":%zu}\n", n);
@@ -997,22 +1017,36 @@ static void cache_purge(struct cache *c, struct http_exchange *ex)
 static void cache_stats(struct cache *c, struct http_exchange *ex)
 {
     struct cstore_stats st;
-    char buf[1024];
+    struct peer_counters pc = {0};
+    uint64_t rejected = 0;
+    char buf[1536];
 
     if (!cache_loopback(ex)) {
         cache_send_text(c, ex, 403, "text/plain", "forbidden\n", "PASS");
         return;
     }
     cstore_stats_get(c->store, &st);
-    snprintf(buf, sizeof(buf),
-             "{\"hits\":%" PRIu64 ",\"misses\":%" PRIu64 ",\"stale\":%" PRIu64
-             ",\"coalesced\":%" PRIu64 ",\"passed\":%" PRIu64 ",\"stored\":%" PRIu64
-             ",\"revalidated\":%" PRIu64 ",\"evicted\":%" PRIu64 ",\"purged\":%" PRIu64
-             ",\"origin_errors\":%" PRIu64 ",\"bytes\":%zu,\"objects\":%zu}\n",
-             c->ctr.hits, c->ctr.misses, c->ctr.stale, c->ctr.coalesced, c->ctr.passed,
-             c->ctr.stored, c->ctr.revalidated,
-             st.evicted_lru + st.evicted_expired + st.evicted_variant, c->ctr.purged,
-             c->ctr.origin_errors, st.bytes, st.objects);
+    if (c->peers) {
+        peer_counters_get(c->peers, &pc);
+        for (size_t i = 0; i < RFRAME_R_MAX; i++)
+            rejected += pc.rejected[i];
+        for (size_t i = 0; i < PEER_REJ_MAX; i++)
+            rejected += pc.rejected_local[i];
+    }
+    snprintf(
+        buf, sizeof(buf),
+        "{\"hits\":%" PRIu64 ",\"misses\":%" PRIu64 ",\"stale\":%" PRIu64 ",\"coalesced\":%" PRIu64
+        ",\"passed\":%" PRIu64 ",\"stored\":%" PRIu64 ",\"revalidated\":%" PRIu64
+        ",\"evicted\":%" PRIu64 ",\"purged\":%" PRIu64 ",\"origin_errors\":%" PRIu64
+        ",\"bytes\":%zu,\"objects\":%zu"
+        ",\"replicated_out\":%" PRIu64 ",\"replicated_in\":%" PRIu64 ",\"peer_purges_out\":%" PRIu64
+        ",\"peer_purges_in\":%" PRIu64 ",\"peer_rejected\":%" PRIu64 ",\"peer_drops\":%" PRIu64
+        ",\"peer_syncs\":%" PRIu64 ",\"peers_ready\":%zu}\n",
+        c->ctr.hits, c->ctr.misses, c->ctr.stale, c->ctr.coalesced, c->ctr.passed, c->ctr.stored,
+        c->ctr.revalidated, st.evicted_lru + st.evicted_expired + st.evicted_variant, c->ctr.purged,
+        c->ctr.origin_errors, st.bytes, st.objects, pc.objects_out, pc.inserted, pc.purges_out,
+        pc.purges_in, rejected, pc.drops, pc.syncs,
+        c->peers ? peer_ready_count(c->peers) : (size_t)0);
     cache_send_text(c, ex, 200, "application/json", buf, "PASS");
 }
 
@@ -1051,6 +1085,69 @@ static void cache_sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 /* ---- life cycle ---- */
+
+/* Creates the HTTP listener and tells the ready callback. */
+static void cache_listen_now(struct cache *c)
+{
+    char err[256];
+
+    c->srv = http_server_new(c->loop, &c->addr, &c->hl, cache_request_cb, c, err, sizeof(err));
+    if (!c->srv) {
+        log_err("%s", err);
+        ev_break(c->loop, EVBREAK_ALL);
+    }
+    if (c->ready_cb)
+        c->ready_cb(c, c->srv != NULL, c->ready_arg);
+}
+
+static void cache_sync_poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct cache *c = w->data;
+
+    (void)revents;
+    if (!peer_synced(c->peers))
+        return;
+    ev_timer_stop(loop, w);
+    cache_listen_now(c);
+}
+
+/* Loads the keys and starts the peer set, when replication is asked for. */
+static int cache_peers_new(struct cache *c, const struct cache_cfg *cfg, char *err, size_t errlen)
+{
+    struct peer_cfg pc;
+    struct sockaddr_in *addrs = NULL;
+    bool key = cfg->key && *cfg->key, listen = cfg->peer_listen && *cfg->peer_listen;
+
+    if (!key && !listen && !cfg->peers.n)
+        return 0;
+    if (!key || !listen) {
+        snprintf(err, errlen, "replication needs both --key FILE and --peer-listen HOST:PORT");
+        return -EINVAL;
+    }
+    if (key_ring_load(&c->kr, cfg->key, err, errlen) ||
+        (cfg->key_next && *cfg->key_next && key_ring_load(&c->kr, cfg->key_next, err, errlen)))
+        return -EINVAL;
+    peer_cfg_default(&pc);
+    pc.name = c->name;
+    pc.kr = &c->kr;
+    pc.obj_max = c->max_object;
+    if (net_parse_hostport(cfg->peer_listen, true, &pc.listen, err, errlen))
+        return -EINVAL;
+    if (cfg->peers.n) {
+        addrs = xcalloc(cfg->peers.n, sizeof(*addrs));
+        for (size_t i = 0; i < cfg->peers.n; i++)
+            if (net_parse_hostport(cfg->peers.v[i], false, &addrs[i], err, errlen)) {
+                free(addrs);
+                return -EINVAL;
+            }
+    }
+    pc.peers = addrs;
+    pc.n_peers = cfg->peers.n;
+    c->peer_addr = pc.listen;
+    c->peers = peer_set_new(c->loop, &pc, c->store, err, errlen);
+    free(addrs);
+    return c->peers ? 0 : -EINVAL;
+}
 
 struct cache *cache_new(struct ev_loop *loop, const struct cache_cfg *cfg, char *err, size_t errlen)
 {
@@ -1099,11 +1196,20 @@ struct cache *cache_new(struct ev_loop *loop, const struct cache_cfg *cfg, char 
         if (!c->docroot)
             goto out_free;
     }
+    if (cache_peers_new(c, cfg, err, errlen))
+        goto out_free;
     http_limits_default(&hl);
     hl.idle_timeout = cfg->timeout_client;
-    c->srv = http_server_new(loop, &c->addr, &hl, cache_request_cb, c, err, errlen);
-    if (!c->srv)
-        goto out_free;
+    c->hl = hl;
+    if (c->peers) {
+        ev_timer_init(&c->sync_poll, cache_sync_poll_cb, 0, CACHE_SYNC_POLL);
+        c->sync_poll.data = c;
+        ev_timer_start(loop, &c->sync_poll);
+    } else {
+        c->srv = http_server_new(loop, &c->addr, &hl, cache_request_cb, c, err, errlen);
+        if (!c->srv)
+            goto out_free;
+    }
     ev_timer_init(&c->sweep, cache_sweep_cb, 1, 1);
     c->sweep.data = c;
     ev_timer_start(loop, &c->sweep);
@@ -1114,16 +1220,35 @@ out_free:
     return NULL;
 }
 
+void cache_on_ready(struct cache *c, void (*cb)(struct cache *c, bool ok, void *arg), void *arg)
+{
+    c->ready_cb = cb;
+    c->ready_arg = arg;
+    if (c->srv)
+        cb(c, true, arg);
+}
+
+const char *cache_peer_listen(const struct cache *c, char *buf)
+{
+    struct sockaddr_in a;
+
+    if (!c->peers)
+        return NULL;
+    a = c->peer_addr;
+    a.sin_port = htons((uint16_t)peer_listen_port(c->peers));
+    return net_ntop(&a, buf);
+}
+
 unsigned cache_port(const struct cache *c)
 {
-    return http_server_port(c->srv);
+    return c->srv ? http_server_port(c->srv) : 0;
 }
 
 const char *cache_listen(const struct cache *c, char *buf)
 {
     struct sockaddr_in a = c->addr;
 
-    a.sin_port = htons((uint16_t)http_server_port(c->srv));
+    a.sin_port = htons((uint16_t)cache_port(c));
     return net_ntop(&a, buf);
 }
 
@@ -1137,6 +1262,7 @@ void cache_free(struct cache *c)
     if (!c)
         return;
     ev_timer_stop(c->loop, &c->sweep);
+    ev_timer_stop(c->loop, &c->sync_poll);
     /* held exchanges are detached: their abort callbacks release them */
     http_server_free(c->srv);
     c->srv = NULL;
@@ -1161,6 +1287,8 @@ void cache_free(struct cache *c)
     while (c->unsafe)
         cache_unsafe_free(c->unsafe);
     docroot_free(c->docroot);
+    peer_set_free(c->peers); /* before the store it borrows */
+    key_ring_done(&c->kr);
     cstore_free(c->store);
     free(c);
 }

@@ -21,8 +21,11 @@
 #define FULCRUM_CACHE_CACHE_H
 
 #include <ev.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "cfg.h"
 
 /* The daemon's configuration (main.c's table fills it). */
 struct cache_cfg {
@@ -39,6 +42,11 @@ struct cache_cfg {
     double timeout_coalesce; /* a request waiting on another's fetch, s; then 504 */
     char *log_file;
     int log_level;
+    /* replication (peer.h): on when key and peer_listen are both given */
+    char *key;             /* cluster key file */
+    char *key_next;        /* second key accepted during a rotation, or "" */
+    char *peer_listen;     /* HOST:PORT for peers, port 0 allowed, or "" */
+    struct cfg_list peers; /* HOST:PORT of peers to connect to */
 };
 
 struct cache;
@@ -47,10 +55,20 @@ struct cache;
 int cache_parse_size(const char *s, size_t *out);
 
 /* Builds the cache and starts listening on loop (plus a 1 s sweep timer).
+ * With replication on, the HTTP listener is created only once the first
+ * sync with the peers finished (peer_synced, polled every 20 ms), so a TCP
+ * health check sees the node down until it holds the cluster's content.
  * Returns NULL with err filled on a bad option or a socket error. */
 struct cache *cache_new(struct ev_loop *loop, const struct cache_cfg *cfg, char *err,
                         size_t errlen);
-/* The bound port (host order) and the node name in use. */
+/* Calls cb once the HTTP listener is up: now when it already is. If the
+ * deferred listener cannot be created, cb gets ok = false (and the loop is
+ * broken). */
+void cache_on_ready(struct cache *c, void (*cb)(struct cache *c, bool ok, void *arg), void *arg);
+/* "IP:PORT" of the replication listener into buf (NET_ADDRSTRLEN bytes), or
+ * NULL when replication is off. */
+const char *cache_peer_listen(const struct cache *c, char *buf);
+/* The bound port (host order) and the node name in use (once ready). */
 unsigned cache_port(const struct cache *c);
 const char *cache_name(const struct cache *c);
 /* "IP:PORT" actually listened on, into buf (NET_ADDRSTRLEN bytes). */

@@ -36,6 +36,11 @@ static const struct cfg_opt cache_opts[] = {
      "idle keep-alive client connections are closed after this"},
     {"timeout-coalesce", CFG_DOUBLE, O(timeout_coalesce), 0.001, 3600, "15", NULL, "SEC",
      "a request waiting on another's origin fetch gets 504 after this"},
+    OPTS_KEY(struct cache_cfg, "", "cluster key file (mode 0600): signs replication"),
+    {"peer-listen", CFG_STR, O(peer_listen), 0, 255, "", NULL, "HOST:PORT",
+     "accept replication peers here (port 0: any; with --key, replication is on)"},
+    {"peer", CFG_LIST, O(peers), 0, 255, NULL, NULL, "HOST:PORT",
+     "replication peer to connect to (repeatable)"},
     OPTS_LOG(struct cache_cfg),
     {NULL},
 };
@@ -73,12 +78,27 @@ static void cache_sig_hup(struct ev_loop *loop, ev_signal *w, int revents)
         log_info("log reopened");
 }
 
+static void cache_ready(struct cache *c, bool ok, void *arg)
+{
+    char addr[32], paddr[32];
+
+    *(int *)arg = ok ? 0 : 1;
+    if (!ok)
+        return;
+    if (cache_peer_listen(c, paddr))
+        log_info("ready listen=%s name=%s peer_listen=%s", cache_listen(c, addr), cache_name(c),
+                 paddr);
+    else
+        log_info("ready listen=%s name=%s", cache_listen(c, addr), cache_name(c));
+}
+
 static int cache_run(const struct cache_cfg *cfg)
 {
     struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
     ev_signal s_term, s_int, s_hup;
     struct cache *c;
-    char err[512], addr[32];
+    char err[512], paddr[32];
+    int rc = 0;
 
     c = cache_new(loop, cfg, err, sizeof(err));
     if (!c) {
@@ -91,15 +111,18 @@ static int cache_run(const struct cache_cfg *cfg)
     ev_signal_start(loop, &s_term);
     ev_signal_start(loop, &s_int);
     ev_signal_start(loop, &s_hup);
-    log_info("ready listen=%s name=%s", cache_listen(c, addr), cache_name(c));
-    ev_run(loop, 0);
+    if (cache_peer_listen(c, paddr))
+        log_info("replication listen=%s name=%s: syncing before serving", paddr, cache_name(c));
+    cache_on_ready(c, cache_ready, &rc);
+    if (!rc)
+        ev_run(loop, 0);
     cache_free(c);
     ev_signal_stop(loop, &s_term);
     ev_signal_stop(loop, &s_int);
     ev_signal_stop(loop, &s_hup);
     ev_loop_destroy(loop);
     log_info("stopped");
-    return 0;
+    return rc;
 }
 
 int main(int argc, char **argv)

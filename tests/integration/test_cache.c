@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -507,4 +508,179 @@ Test(cache, coalesce_timeout_504)
     cr_assert_eq(b.code, 504);
     cr_assert_eq(atomic_load(&o.requests), 1);
     cache_stop(&c);
+}
+
+/* ---- replication ---- */
+
+struct node {
+    struct cache c;
+    unsigned peer_port;
+};
+
+/* Starts fulcrum-cache NAME replicating (--key, --peer-listen 127.0.0.1:0)
+ * and connecting to peer_port when not 0; waits for its ready line, which
+ * comes only once it synced. */
+static void node_spawn(struct node *nd, unsigned origin_port, const char *keydir, const char *name,
+                       unsigned listen_port, unsigned peer_port)
+{
+    char url[64], key[512], peer[64], listen[64];
+    char *argv[20] = {CACHE_BIN, "--listen",      listen,        "--name",   (char *)name, "--key",
+                      key,       "--peer-listen", "127.0.0.1:0", "--origin", url};
+    int n = 11;
+
+    snprintf(listen, sizeof(listen), "127.0.0.1:%u", listen_port);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u", origin_port);
+    snprintf(key, sizeof(key), "%s/key", keydir);
+    if (peer_port) {
+        snprintf(peer, sizeof(peer), "127.0.0.1:%u", peer_port);
+        argv[n++] = "--peer";
+        argv[n++] = peer;
+    }
+    argv[n] = NULL;
+    h_spawn(&nd->c.p, argv);
+}
+
+static void node_wait_ready(struct node *nd, const char *name)
+{
+    char want[80];
+    const char *line, *p;
+
+    line = h_wait_for(&nd->c.p, 2, "ready listen=", WAIT_MS);
+    cr_assert_not_null(line, "fulcrum-cache %s did not start", name);
+    snprintf(want, sizeof(want), "name=%s ", name);
+    cr_assert_not_null(strstr(line, want), "ready line: %s", line);
+    p = strstr(line, "listen=127.0.0.1:");
+    cr_assert_not_null(p, "ready line: %s", line);
+    nd->c.port = (unsigned)strtoul(p + 17, NULL, 10);
+    p = strstr(line, "peer_listen=127.0.0.1:");
+    cr_assert_not_null(p, "ready line: %s", line);
+    nd->peer_port = (unsigned)strtoul(p + 22, NULL, 10);
+    cr_assert_neq(nd->c.port, 0);
+    cr_assert_neq(nd->peer_port, 0);
+}
+
+static void node_start(struct node *nd, unsigned origin_port, const char *keydir, const char *name,
+                       unsigned peer_port)
+{
+    node_spawn(nd, origin_port, keydir, name, 0, peer_port);
+    node_wait_ready(nd, name);
+}
+
+/* A TCP port on 127.0.0.1 that was free a moment ago (bound then released). */
+static unsigned free_tcp_port(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    cr_assert_neq(fd, -1);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* True when something accepts TCP connections on 127.0.0.1:port. */
+static bool tcp_accepting(unsigned port)
+{
+    int fd = be_connect(port);
+
+    if (fd < 0)
+        return false;
+    close(fd);
+    return true;
+}
+
+/* GETs path on port every 20 ms until X-Cache is want, up to 5 s. The
+ * requests say only-if-cached, so polling never reaches the origin (a 504
+ * until the copy arrived). */
+static bool poll_xcache(unsigned port, const char *path, const char *want)
+{
+    char req[512];
+
+    snprintf(req, sizeof(req),
+             "GET %s HTTP/1.1\r\nHost: test\r\nCache-Control: only-if-cached\r\n"
+             "Connection: close\r\n\r\n",
+             path);
+    for (int i = 0; i < 250; i++) {
+        const char *x;
+
+        if (raw_http(port, req, buf, sizeof(buf)) == 200 && (x = hdr(buf, "X-Cache")) &&
+            strcmp(x, want) == 0)
+            return true;
+        usleep(20 * 1000);
+    }
+    return false;
+}
+
+Test(cache, replication_announce_and_purge)
+{
+    struct origin o;
+    struct node a, b;
+    const char *keys = h_make_keys();
+
+    origin_start(&o);
+    node_start(&a, o.port, keys, "na", 0);
+    node_start(&b, o.port, keys, "nb", a.peer_port);
+    cr_assert_eq(be_http(a.c.port, "GET", "/x", buf, sizeof(buf)), 200);
+    cr_assert_str_eq(hdr(buf, "X-Cache"), "MISS from na");
+    cr_assert_eq(atomic_load(&o.requests), 1);
+    /* nothing to await: poll B until the announce arrived */
+    cr_assert(poll_xcache(b.c.port, "/x", "HIT from nb"), "B never served /x as a HIT: %s", buf);
+    cr_assert_str_eq(body_of(buf), "body:GET /x");
+    cr_assert_eq(atomic_load(&o.requests), 1, "B fetched /x from the origin");
+    cr_assert_eq(be_http(b.c.port, "GET", "/_fulcrum/stats", buf, sizeof(buf)), 200);
+    cr_assert_not_null(strstr(body_of(buf), "\"replicated_in\":1,"), "%s", body_of(buf));
+    cr_assert_eq(be_http(a.c.port, "GET", "/_fulcrum/stats", buf, sizeof(buf)), 200);
+    cr_assert_not_null(strstr(body_of(buf), "\"replicated_out\":1,"), "%s", body_of(buf));
+    /* a PURGE on B removes /x from A too */
+    cr_assert_eq(be_http(b.c.port, "PURGE", "/x", buf, sizeof(buf)), 200);
+    cr_assert_str_eq(body_of(buf), "{\"purged\":1}\n");
+    for (int i = 0; i < 250; i++) {
+        cr_assert_eq(be_http(a.c.port, "GET", "/_fulcrum/stats", buf, sizeof(buf)), 200);
+        if (!strstr(body_of(buf), "\"peer_purges_in\":0,"))
+            break;
+        usleep(20 * 1000);
+    }
+    cr_assert_eq(be_http(a.c.port, "GET", "/x", buf, sizeof(buf)), 200);
+    cr_assert_str_eq(hdr(buf, "X-Cache"), "MISS from na");
+    cr_assert_eq(atomic_load(&o.requests), 2);
+    cache_stop(&b.c);
+    cache_stop(&a.c);
+}
+
+Test(cache, replication_sync_before_ready)
+{
+    struct origin o;
+    struct node a, c;
+    const char *keys = h_make_keys();
+    unsigned port;
+
+    origin_start(&o);
+    node_start(&a, o.port, keys, "na", 0);
+    cr_assert_eq(be_http(a.c.port, "GET", "/y", buf, sizeof(buf)), 200);
+    cr_assert_str_eq(hdr(buf, "X-Cache"), "MISS from na");
+    cr_assert_eq(atomic_load(&o.requests), 1);
+    /* A is stopped: C connects (the kernel accepts) but cannot sync, so its
+     * HTTP port must stay closed and no ready line may appear */
+    h_signal(&a.c.p, SIGSTOP);
+    port = free_tcp_port();
+    node_spawn(&c, o.port, keys, "nc", port, a.peer_port);
+    cr_assert_not_null(h_wait_for(&c.c.p, 2, "syncing before serving", WAIT_MS));
+    for (int i = 0; i < 25; i++) {
+        cr_assert(!tcp_accepting(port), "C accepts HTTP before it synced");
+        usleep(20 * 1000);
+    }
+    h_signal(&a.c.p, SIGCONT);
+    node_wait_ready(&c, "nc");
+    cr_assert_eq(c.c.port, port);
+    /* the ready line came after the sync: the first request is a hit */
+    cr_assert_eq(be_http(c.c.port, "GET", "/y", buf, sizeof(buf)), 200);
+    cr_assert_str_eq(hdr(buf, "X-Cache"), "HIT from nc");
+    cr_assert_str_eq(body_of(buf), "body:GET /y");
+    cr_assert_eq(atomic_load(&o.requests), 1, "C fetched /y from the origin");
+    cr_assert_eq(be_http(c.c.port, "GET", "/_fulcrum/stats", buf, sizeof(buf)), 200);
+    cr_assert_not_null(strstr(body_of(buf), "\"peer_syncs\":1,"), "%s", body_of(buf));
+    cache_stop(&c.c);
+    cache_stop(&a.c);
 }
