@@ -40,7 +40,7 @@ static const struct cfg_opt cache_opts[] = {
     {"peer-listen", CFG_STR, O(peer_listen), 0, 255, "", NULL, "HOST:PORT",
      "accept replication peers here (port 0: any; with --key, replication is on)"},
     {"peer", CFG_LIST, O(peers), 0, 255, NULL, NULL, "HOST:PORT",
-     "replication peer to connect to (repeatable)"},
+     "replication peer to connect to"},
     OPTS_LOG(struct cache_cfg),
     {NULL},
 };

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# The Fulcrum demo, on loopback: installs what is missing, builds, starts
-# three stand-in cache nodes (HTTP servers) with a fulcrum-agent each, the
-# balancer with its embedded monitor in front of them, and a fulcrum-monitor
-# that prints the live status table every round. It sends HTTP load through
-# the balancer (wrk), takes one node's service down under load, stops one
-# agent (bye) and starts it again (hello), and ends with the balancer's own
-# status page.
+# The Fulcrum demo, on loopback: installs what is missing, builds, starts an
+# origin (a small Python HTTP server), three fulcrum-cache nodes replicating
+# to each other with a fulcrum-agent each, the balancer with its embedded
+# monitor in front of them, and a fulcrum-monitor that prints the live status
+# table every round. It sends HTTP load through the balancer (wrk), stops one
+# cache node under load, stops one agent (bye) and starts it again (hello),
+# and ends with the balancer's status page and each node's cache counters.
 #
 # Environment: DEMO_INTERVAL seconds between rounds (default 2),
 # DEMO_GROUP (default 239.255.77.77:7777), DEMO_PORT first HTTP port (18081),
-# DEMO_LB_PORT (18080), DEMO_ADMIN_PORT (18090).
+# DEMO_LB_PORT (18080), DEMO_ADMIN_PORT (18090), DEMO_ORIGIN_PORT (18079),
+# DEMO_PEER_PORT first replication port (18281).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,8 @@ group=${DEMO_GROUP:-239.255.77.77:7777}
 port0=${DEMO_PORT:-18081}
 lb_port=${DEMO_LB_PORT:-18080}
 admin_port=${DEMO_ADMIN_PORT:-18090}
+origin_port=${DEMO_ORIGIN_PORT:-18079}
+peer0=${DEMO_PEER_PORT:-18281}
 run=run/demo
 bin=build/release
 
@@ -29,7 +32,7 @@ cmake --build "$bin" -j"$(nproc)" >/dev/null
 rm -rf "$run" && mkdir -p "$run/www"
 head -c 32 /dev/urandom >"$run/cluster.key"
 chmod 600 "$run/cluster.key"
-echo "hello from a Fulcrum demo node" >"$run/www/index.html"
+echo "hello from the Fulcrum demo origin" >"$run/www/index.html"
 
 declare -A pid
 cleanup() {
@@ -43,10 +46,15 @@ wait_log() {  # wait_log FILE TEXT: the daemon's readiness line, 10 s at most
   echo "demo: '$2' never appeared in $1:" >&2; cat "$1" >&2; exit 1
 }
 
-start_backend() {  # start_backend NAME PORT
-  python3 -m http.server "$2" --bind 127.0.0.1 --directory "$run/www" \
-    >"$run/backend-$1.log" 2>&1 &
-  pid[backend-$1]=$!
+start_cache() {  # start_cache NAME PORT PEER_PORT [PEER_PORT_TO_JOIN...]
+  local name=$1 port=$2 pport=$3 peers=()
+  shift 3
+  for p in "$@"; do peers+=(--peer "127.0.0.1:$p"); done
+  "$bin/cache/fulcrum-cache" --name "cache-$name" --listen "127.0.0.1:$port" \
+    --origin "http://127.0.0.1:$origin_port" --key "$run/cluster.key" \
+    --peer-listen "127.0.0.1:$pport" "${peers[@]}" >"$run/cache-$name.log" 2>&1 &
+  pid[cache-$name]=$!
+  wait_log "$run/cache-$name.log" "ready listen="
 }
 
 start_agent() {  # start_agent NAME PORT
@@ -55,11 +63,13 @@ start_agent() {  # start_agent NAME PORT
   pid[agent-$1]=$!
 }
 
-i=0
-for n in a b c; do
-  start_backend $n $((port0 + i))
-  i=$((i + 1))
-done
+python3 -m http.server "$origin_port" --bind 127.0.0.1 --directory "$run/www" \
+  >"$run/origin.log" 2>&1 &
+pid[origin]=$!
+echo "==> origin on 127.0.0.1:$origin_port; three fulcrum-cache nodes replicating to each other"
+start_cache a "$port0" "$peer0"
+start_cache b $((port0 + 1)) $((peer0 + 1)) "$peer0"
+start_cache c $((port0 + 2)) $((peer0 + 2)) "$peer0" $((peer0 + 1))
 
 "$bin/balancer/fulcrum-balancer" --listen "127.0.0.1:$lb_port" --admin "127.0.0.1:$admin_port" \
   --key "$run/cluster.key" --group "$group" --interval "$interval" --log-conns=no \
@@ -92,9 +102,9 @@ load() {  # load SECONDS: HTTP through the balancer, wrk's summary on stderr
 pause() { sleep "$(awk "BEGIN { print $interval * $1 }")"; }
 pause 2.5
 load 3
-echo "==> stopping cache-c's HTTP server: its agent reports the service down" >&2
-kill "${pid[backend-c]}"
-unset 'pid[backend-c]'
+echo "==> stopping the cache-c node: its agent reports the service down" >&2
+kill "${pid[cache-c]}"
+unset 'pid[cache-c]'
 pause 1.5
 load 3
 pause 1
@@ -115,4 +125,12 @@ exec 3<>"/dev/tcp/127.0.0.1/$admin_port"
 printf 'GET /status HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n' >&3
 sed '1,/^\r$/d' <&3
 exec 3<&-
+for n in a b; do
+  echo "==> cache-$n counters (GET /_fulcrum/stats):"
+  exec 3<>"/dev/tcp/127.0.0.1/$((port0 + $([ $n = a ] && echo 0 || echo 1)))"
+  printf 'GET /_fulcrum/stats HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n' >&3
+  sed '1,/^\r$/d' <&3
+  echo
+  exec 3<&-
+done
 echo "==> done: logs in $run/, last table (JSON) in $run/status.json"
