@@ -39,8 +39,7 @@ static const struct cfg_opt cache_opts[] = {
     OPTS_KEY(struct cache_cfg, "", "cluster key file (mode 0600): signs replication"),
     {"peer-listen", CFG_STR, O(peer_listen), 0, 255, "", NULL, "HOST:PORT",
      "accept replication peers here (port 0: any; with --key, replication is on)"},
-    {"peer", CFG_LIST, O(peers), 0, 255, NULL, NULL, "HOST:PORT",
-     "replication peer to connect to"},
+    {"peer", CFG_LIST, O(peers), 0, 255, NULL, NULL, "HOST:PORT", "replication peer to connect to"},
     OPTS_LOG(struct cache_cfg),
     {NULL},
 };
