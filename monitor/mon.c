@@ -39,6 +39,8 @@ struct mon {
     ev_timer round_timer;
     uint64_t round;
     uint64_t sent_us;
+    uint64_t cur_replies; /* accepted responses in the open round */
+    uint64_t cur_span_us; /* probe sent until the last of them */
     char nonce[PROTO_NONCE_HEX + 1];
     char prev_nonce[PROTO_NONCE_HEX + 1];
     struct log_rl rl_drop;
@@ -117,6 +119,8 @@ static void mon_probe(struct mon *m)
         return;
     }
     m->sent_us = clock_mono_us();
+    m->cur_replies = 0;
+    m->cur_span_us = 0;
     mon_send_probe(m, &m->cfg.group, buf, (size_t)n);
     for (size_t i = 0; i < m->cfg.n_unicast; i++)
         mon_send_probe(m, &m->cfg.unicast[i], buf, (size_t)n);
@@ -128,6 +132,8 @@ static void mon_round_cb_ev(struct ev_loop *loop, ev_timer *w, int revents)
 
     mon_table_end_round(m->t, clock_mono_ms());
     m->st.rounds++;
+    m->st.round_replies = m->cur_replies;
+    m->st.round_span_us = m->cur_span_us;
     if (m->cfg.on_round)
         m->cfg.on_round(m, m->round, m->cfg.arg);
     /* on_round may have stopped us (--rounds N). */
@@ -181,6 +187,7 @@ static void mon_changed(struct mon *m)
 static void mon_on_response(struct mon *m, const struct sockaddr_in *from,
                             const struct proto_msg *msg)
 {
+    uint64_t now_us;
     size_t before;
     double rtt;
     int r;
@@ -194,7 +201,8 @@ static void mon_on_response(struct mon *m, const struct sockaddr_in *from,
         mon_drop(m, from, "unknown_nonce", msg->name);
         return;
     }
-    rtt = (double)(clock_mono_us() - m->sent_us) / 1000.0 - msg->hold_ms;
+    now_us = clock_mono_us();
+    rtt = (double)(now_us - m->sent_us) / 1000.0 - msg->hold_ms;
     if (rtt < 0)
         rtt = 0;
     before = mon_table_count(m->t);
@@ -204,6 +212,8 @@ static void mon_on_response(struct mon *m, const struct sockaddr_in *from,
         return;
     }
     m->st.responses++;
+    m->cur_replies++;
+    m->cur_span_us = now_us - m->sent_us;
     if (mon_table_count(m->t) != before)
         mon_changed(m);
 }
@@ -364,6 +374,8 @@ int mon_format_stats(const struct mon_stats *s, bool json, char *buf, size_t len
         {"unknown_node", s->unknown_node},
         {"table_full", s->table_full},
         {"ignored", s->ignored},
+        {"round_replies", s->round_replies},
+        {"round_span_us", s->round_span_us},
     };
     size_t off = 0;
 

@@ -64,6 +64,10 @@ struct mon_stats {
     uint64_t unknown_node;         /* bye from a node not in the table */
     uint64_t table_full;
     uint64_t ignored; /* probe requests (ours or another monitor's) */
+    /* Gauges of the last closed round: responses accepted, and the time
+     * from sending its probe to accepting the last of them. */
+    uint64_t round_replies;
+    uint64_t round_span_us;
 };
 
 void mon_cfg_default(struct mon_cfg *cfg);

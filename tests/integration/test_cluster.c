@@ -215,6 +215,12 @@ Test(cluster, agents_appear_up_with_metrics_and_rtt, .timeout = 40)
     cr_assert_eq(jint(stats, "hellos"), NAGENTS);
     cr_assert_eq(jint(stats, "bad_mac"), 0);
     cJSON_Delete(r);
+    /* A whole round: every agent answered it, after the probe went out. */
+    r = next_round(&c);
+    stats = cJSON_GetObjectItemCaseSensitive(r, "stats");
+    cr_assert_eq(jint(stats, "round_replies"), NAGENTS);
+    cr_assert_gt(jint(stats, "round_span_us"), 0);
+    cJSON_Delete(r);
 }
 
 Test(cluster, sigkill_goes_down_within_three_rounds, .timeout = 40)
@@ -235,9 +241,12 @@ Test(cluster, sigkill_goes_down_within_three_rounds, .timeout = 40)
         r = next_round(&c);
         s = node_state(r, names[0]);
         cr_assert_not_null(s, "a killed node stays in the table (no bye was sent)");
-        if (!strcmp(s, "down"))
+        if (!strcmp(s, "down")) {
             down_round = jint(r, "round");
-        else
+            /* The gauge counts this round's answers: the dead one is missing. */
+            cr_assert_eq(jint(cJSON_GetObjectItemCaseSensitive(r, "stats"), "round_replies"),
+                         NAGENTS - 1);
+        } else
             cr_assert(!strcmp(s, "suspect") || !strcmp(s, "up"), "state %s", s);
         cr_assert_str_eq(node_state(r, names[1]), "up");
         cr_assert_str_eq(node_state(r, names[2]), "up");
