@@ -33,6 +33,7 @@ struct monitor_cfg {
     long long max_nodes;
     long long rounds;
     bool json;
+    bool no_color;
     char *status_file;
     char *log_file;
     int log_level;
@@ -50,6 +51,8 @@ static const struct cfg_opt monitor_opts[] = {
     {"ttl", CFG_INT, O(ttl), 1, 255, "1", NULL, "N", "multicast TTL of the probes"},
     {"json", CFG_BOOL, O(json), 0, 0, "no", NULL, NULL,
      "print one JSON object per round instead of the text table"},
+    {"no-color", CFG_BOOL, O(no_color), 0, 0, "no", NULL, NULL,
+     "no colours in the table on a terminal (also when NO_COLOR is set)"},
     {"rounds", CFG_INT, O(rounds), 0, 1e12, "0", NULL, "N", "exit after N rounds (0: never)"},
     {"status-file", CFG_STR, O(status_file), 0, 4095, "", NULL, "FILE",
      "also write the last round's table (JSON) here, atomically"},
@@ -80,6 +83,8 @@ struct monitor {
     size_t max_rows;
     char *out;
     int status;
+    bool tty;     /* stdout is a terminal: redraw the table in place */
+    unsigned fmt; /* MON_FMT_COLOR on a terminal unless told not to */
 };
 
 /* Writes the table of this round to the status file: tmp + rename. */
@@ -123,8 +128,14 @@ static int monitor_json(struct monitor *p, size_t n, uint64_t round)
 static int monitor_text(struct monitor *p, size_t n, uint64_t round)
 {
     uint64_t now = clock_mono_ms(), wall = clock_wall_ms();
-    int len = mon_table_format_text(p->rows, n, round, now, wall, p->out, MONITOR_OUT_MAX);
-    int r;
+    int len, r;
+
+    /* On a terminal: cursor home and clear, so the table updates in place. */
+    r = p->tty ? snprintf(p->out, MONITOR_OUT_MAX, "\033[H\033[2J") : 0;
+    len = mon_table_format_text_ex(p->rows, n, round, now, wall, p->fmt, p->out + r,
+                                   MONITOR_OUT_MAX - (size_t)r);
+    if (len >= 0)
+        len += r;
 
     if (len < 0 || (size_t)len >= MONITOR_OUT_MAX - 4096)
         return -EMSGSIZE;
@@ -136,6 +147,16 @@ static int monitor_text(struct monitor *p, size_t n, uint64_t round)
     len += r;
     len += snprintf(p->out + len, MONITOR_OUT_MAX - (size_t)len, "\n");
     return len;
+}
+
+/* Colour and redraw for a terminal only (https://no-color.org: NO_COLOR
+ * set and not empty turns colour off; TERM=dumb gets neither). */
+static void monitor_detect_tty(struct monitor *p)
+{
+    const char *term = getenv("TERM"), *nc = getenv("NO_COLOR");
+
+    p->tty = !p->cfg->json && isatty(STDOUT_FILENO) && !(term && !strcmp(term, "dumb"));
+    p->fmt = p->tty && !p->cfg->no_color && !(nc && *nc) ? MON_FMT_COLOR : 0;
 }
 
 static void monitor_on_round(struct mon *m, uint64_t round, void *arg)
@@ -249,6 +270,7 @@ static int monitor_run(const struct monitor_cfg *c)
     p.max_rows = (size_t)c->max_nodes;
     p.rows = xcalloc(p.max_rows, sizeof(*p.rows));
     p.out = xmalloc(MONITOR_OUT_MAX);
+    monitor_detect_tty(&p);
     ev_signal_init(&s_term, monitor_sig_stop, SIGTERM);
     ev_signal_init(&s_int, monitor_sig_stop, SIGINT);
     ev_signal_init(&s_hup, monitor_sig_hup, SIGHUP);

@@ -663,29 +663,61 @@ static void iso_utc(uint64_t wall_ms, char *buf, size_t len)
         snprintf(buf, len, "-");
 }
 
+/* The ANSI colour of a cell, or NULL: state and service only. */
+static const char *cell_color(const struct mon_node *r, enum col c)
+{
+    static const char *const state_sgr[MON_STATE_MAX] = {
+        [MON_UP] = "\033[32m",
+        [MON_SUSPECT] = "\033[33m",
+        [MON_DOWN] = "\033[1;31m",
+        [MON_DRAINING] = "\033[36m",
+    };
+
+    if (c == COL_STATE && (unsigned)r->state < MON_STATE_MAX)
+        return state_sgr[r->state];
+    if (c == COL_SERVICE)
+        return r->m.service_up ? "\033[32m" : "\033[1;31m";
+    return NULL;
+}
+
 static void text_row(struct out *o, const int width[COL_MAX], const struct mon_node *r,
-                     uint64_t now_ms)
+                     uint64_t now_ms, unsigned flags)
 {
     char c[CELL_MAX];
 
     for (int i = 0; i < COL_MAX; i++) {
         const char *sep = i + 1 < COL_MAX ? "  " : "\n";
+        const char *sgr = NULL;
 
-        if (r)
+        if (r) {
             cell(r, (enum col)i, now_ms, c, sizeof(c));
-        else
+            if (flags & MON_FMT_COLOR)
+                sgr = cell_color(r, (enum col)i);
+        } else {
             snprintf(c, sizeof(c), "%s", cols[i].title);
+            if (flags & MON_FMT_COLOR)
+                sgr = "\033[1m";
+        }
+        if (sgr)
+            out_printf(o, "%s", sgr);
         if (cols[i].left && i + 1 < COL_MAX)
-            out_printf(o, "%-*s%s", width[i], c, sep);
+            out_printf(o, "%-*s", width[i], c);
         else if (cols[i].left)
-            out_printf(o, "%s%s", c, sep);
+            out_printf(o, "%s", c);
         else
-            out_printf(o, "%*s%s", width[i], c, sep);
+            out_printf(o, "%*s", width[i], c);
+        out_printf(o, "%s%s", sgr ? "\033[0m" : "", sep);
     }
 }
 
 int mon_table_format_text(const struct mon_node *rows, size_t n, uint64_t round, uint64_t now_ms,
                           uint64_t wall_ms, char *buf, size_t len)
+{
+    return mon_table_format_text_ex(rows, n, round, now_ms, wall_ms, 0, buf, len);
+}
+
+int mon_table_format_text_ex(const struct mon_node *rows, size_t n, uint64_t round, uint64_t now_ms,
+                             uint64_t wall_ms, unsigned flags, char *buf, size_t len)
 {
     struct out o = {buf, buf ? len : 0, 0};
     int width[COL_MAX];
@@ -710,9 +742,9 @@ int mon_table_format_text(const struct mon_node *rows, size_t n, uint64_t round,
     }
     iso_utc(wall_ms, c, sizeof(c));
     out_printf(&o, "round %llu  %s  nodes %zu  up %zu\n", (unsigned long long)round, c, n, up);
-    text_row(&o, width, NULL, now_ms);
+    text_row(&o, width, NULL, now_ms, flags);
     for (size_t k = 0; k < n; k++)
-        text_row(&o, width, &rows[k], now_ms);
+        text_row(&o, width, &rows[k], now_ms, flags);
     out_printf(&o, "\n");
     return out_done(&o);
 }

@@ -110,6 +110,13 @@ const char *mon_state_name(enum mon_state s);
  *    "service":"up"|"down","rtt_ms":..|null,"age_s":..,"weight":..,"rank":..}]} */
 int mon_table_format_text(const struct mon_node *rows, size_t n, uint64_t round, uint64_t now_ms,
                           uint64_t wall_ms, char *buf, size_t len);
+/* The same text with flags: MON_FMT_COLOR wraps the state and service
+ * cells in ANSI colours (green up, yellow suspect, red down, cyan
+ * draining); the padding stays outside the escapes' width, so columns
+ * still line up. For terminals only: files and pipes get plain text. */
+#define MON_FMT_COLOR 0x1u
+int mon_table_format_text_ex(const struct mon_node *rows, size_t n, uint64_t round, uint64_t now_ms,
+                             uint64_t wall_ms, unsigned flags, char *buf, size_t len);
 int mon_table_format_json(const struct mon_node *rows, size_t n, uint64_t round, uint64_t now_ms,
                           uint64_t wall_ms, char *buf, size_t len);
 

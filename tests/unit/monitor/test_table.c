@@ -825,6 +825,48 @@ Test(table, format_text_states)
     cr_assert_not_null(strstr(buf, "down1 "));
 }
 
+/* Drops every ESC [ ... m sequence. */
+static void strip_sgr(const char *in, char *out)
+{
+    while (*in) {
+        if (in[0] == '\033' && in[1] == '[') {
+            in += 2;
+            while (*in && *in != 'm')
+                in++;
+            if (*in)
+                in++;
+            continue;
+        }
+        *out++ = *in++;
+    }
+    *out = '\0';
+}
+
+Test(table, format_text_color)
+{
+    struct mon_node rows[3];
+    char plain[4096], color[8192], stripped[8192];
+    struct proto_msg m = msg(PROTO_HELLO, "down1", BOOT_C, 1);
+    int lp, lc;
+
+    cr_assert_eq(two_nodes(rows, 2), 2);
+    m.m.service_up = false;
+    cr_assert_eq(mon_table_report(t, &m, -1, 3000), 0);
+    cr_assert_eq(mon_table_set_drain(t, "c2", true), 0);
+    cr_assert_eq(mon_table_snapshot(t, rows, 3), 3);
+    lp = mon_table_format_text_ex(rows, 3, 1, 3000, 0, 0, plain, sizeof(plain));
+    lc = mon_table_format_text_ex(rows, 3, 1, 3000, 0, MON_FMT_COLOR, color, sizeof(color));
+    cr_assert_gt(lp, 0);
+    cr_assert_gt(lc, lp, "colour adds escapes");
+    cr_assert_null(strchr(plain, '\033'), "no escapes without the flag");
+    cr_assert_not_null(strstr(color, "\033[32mup"), "up in green: %s", color);
+    cr_assert_not_null(strstr(color, "\033[36mdraining"), "draining in cyan");
+    cr_assert_not_null(strstr(color, "\033[1;31mdown"), "down in red");
+    /* Same text and the same alignment once the escapes are gone. */
+    strip_sgr(color, stripped);
+    cr_assert_str_eq(stripped, plain);
+}
+
 Test(table, format_json)
 {
     struct mon_node rows[2];
