@@ -8,12 +8,16 @@
  * into one origin fetch whose result answers every waiter; storable
  * responses that fit are stored (X-Cache: MISS), others passed through
  * (X-Cache: PASS, never stored); stale entries are served while revalidated
- * in the background (X-Cache: STALE) or revalidated first with a
- * conditional request. Unsafe methods are proxied and invalidate the key.
- * PURGE and /_fulcrum/stats are for loopback peers only.
+ * in the background (X-Cache: STALE), revalidated first with a conditional
+ * request, or served stale when that revalidation fails and stale-if-error
+ * allows (X-Cache: STALE). Unsafe methods are proxied with their bodies (at
+ * most max_request_body, else 413) and invalidate the key. Docroot files
+ * over max-object are streamed from the file, never held whole. PURGE and
+ * /_fulcrum/stats are for loopback peers only. The files and design notes
+ * are listed in cache_int.h.
  *
- * Not done yet: stale-if-error, request bodies to the origin (an unsafe
- * request with a body answers 501), streaming of objects over max-object.
+ * Not done: origin responses over max-object are refused (502), not
+ * streamed through.
  *
  * Thread: everything runs on the loop given to cache_new().
  */
@@ -35,6 +39,7 @@ struct cache_cfg {
     char *name;              /* for X-Cache; "" means the hostname */
     char *max_memory;        /* size text: bytes with an optional K/M/G suffix */
     char *max_object;        /* size text */
+    char *max_request_body;  /* size text: request bodies buffered up to this, else 413 */
     long long default_ttl;   /* s, for responses without explicit freshness */
     double timeout_connect;  /* origin connect, s */
     double timeout_origin;   /* origin response silence, s */

@@ -450,7 +450,7 @@ static int on_headers_complete(http_parser *p)
     if (arena_add(c, "", 1)) /* ends the last value (or the URL) */
         return -1;
     ex->headers_done = true;
-    ex->version = p->http_major * 10 + p->http_minor;
+    ex->version = p->http_minor >= 1 ? 11 : 10; /* 1.x above 1.1: as 1.1 (RFC 9110 6.2) */
     if (p->http_major != 1)
         return refuse(c, 400, "unsupported HTTP version");
     ex->method = p->method;
@@ -583,7 +583,9 @@ static void conn_update(struct http_conn *c)
         ev_io_start(loop, &c->rio);
     else
         ev_io_stop(loop, &c->rio);
-    if (http_out_pending(c) > 0)
+    /* A handler waiting for its drain callback keeps the write watcher on
+     * even when a read-side flush emptied the output: it calls the drain. */
+    if (http_out_pending(c) > 0 || (c->ex_out && c->ex_out->drain_wanted))
         ev_io_start(loop, &c->wio);
     else
         ev_io_stop(loop, &c->wio);

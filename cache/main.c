@@ -26,6 +26,8 @@ static const struct cfg_opt cache_opts[] = {
      "budget for stored objects, bytes (K, M, G suffixes)"},
     {"max-object", CFG_STR, O(max_object), 0, 31, "8M", NULL, "SIZE",
      "largest object stored; larger responses are passed through"},
+    {"max-request-body", CFG_STR, O(max_request_body), 0, 31, "1M", NULL, "SIZE",
+     "largest request body forwarded to the origin; larger requests get 413"},
     {"default-ttl", CFG_INT, O(default_ttl), 0, 31536000, "60", NULL, "SEC",
      "freshness of responses that give none but may be cached"},
     {"timeout-connect", CFG_DOUBLE, O(timeout_connect), 0.001, 3600, "2", NULL, "SEC",

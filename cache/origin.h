@@ -1,8 +1,9 @@
 /* origin.h - the HTTP/1.1 client fulcrum-cache uses to fetch from its
- * origin: one origin (an "http://HOST:PORT" URL, IPv4), requests without a
- * body, responses parsed with libhttp-parser (Content-Length, chunked and
- * close-delimited bodies; HEAD, 1xx, 204 and 304 handled), idle keep-alive
- * connections reused, every byte the origin controls capped.
+ * origin: one origin (an "http://HOST:PORT" URL, IPv4), requests with or
+ * without a body (a body is sent whole, with Content-Length), responses
+ * parsed with libhttp-parser (Content-Length, chunked and close-delimited
+ * bodies; HEAD, 1xx, 204 and 304 handled), idle keep-alive connections
+ * reused, every byte the origin controls capped.
  *
  * Thread: an origin and its fetches belong to the thread running the loop
  * given to origin_new(); every function must be called on that thread.
@@ -15,8 +16,10 @@
  *
  * Retries: a fetch sent on a reused keep-alive connection that is closed or
  * reset before any response byte arrives (the origin timed the idle
- * connection out) is retried once on a fresh connection, for idempotent
- * methods only (RFC 9110 §9.2.2).
+ * connection out) is retried once on a fresh connection. Only idempotent
+ * methods (RFC 9110 §9.2.2) are sent on reused connections at all; the
+ * others (POST, PATCH, ...) always get a fresh one, so they are never sent
+ * twice and never lost to that race.
  */
 #ifndef FULCRUM_CACHE_ORIGIN_H
 #define FULCRUM_CACHE_ORIGIN_H
@@ -102,6 +105,27 @@ void origin_free(struct origin *o);
 int origin_fetch(struct origin *o, const char *method, const char *path_and_query,
                  const struct c9_hdr *hdrs, size_t n, origin_done_cb cb, void *arg,
                  struct origin_fetch **out);
+
+/* A request for origin_fetch_req(). Everything is copied by the call. */
+struct origin_request {
+    const char *method;         /* a token: "POST", ... */
+    const char *path_and_query; /* "/...", as for origin_fetch() */
+    const struct c9_hdr *hdrs;  /* the caller's lines, as for origin_fetch() */
+    size_t n;
+    /* NULL: no body, and the caller's lines go out as they are. Else
+     * body[0..body_len) follows the head with "Content-Length: body_len"
+     * (also when body_len is 0), and any Content-Length or
+     * Transfer-Encoding line among hdrs is dropped. The caller caps
+     * body_len (fulcrum-cache: --max-request-body). */
+    const void *body;
+    size_t body_len;
+};
+
+/* origin_fetch() for a struct origin_request: the same checks, results,
+ * retries (idempotent methods only: a POST is never sent twice) and
+ * callback contract. */
+int origin_fetch_req(struct origin *o, const struct origin_request *rq, origin_done_cb cb,
+                     void *arg, struct origin_fetch **out);
 
 /* Cancels a fetch whose callback has not run: the callback is never called
  * and its connection is closed. */

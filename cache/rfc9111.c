@@ -4,23 +4,21 @@
  *
  * - Everything reads (pointer, length) pairs and never looks past a length:
  *   header values come from a peer and carry no NUL. Loops are bounded by
- *   the header count and value lengths the caller's parser already capped;
- *   the one table we fill (Vary names) has a fixed size, C9_VARY_MAX_FIELDS.
+ *   the header count and value lengths the caller's parser already capped.
  * - Numbers saturate instead of overflowing: delta-seconds stop at
  *   C9_DELTA_MAX (§1.2.2), differences of times are clamped to
  *   [0, C9_DELTA_MAX] before anything is added to them.
  * - Where a header is duplicated or malformed the RFC lets a cache pick;
  *   we always pick the reading that reuses a stored response least.
- * - HTTP-dates are parsed in httpdate.c, Cache-Control in cachecontrol.c;
- *   this file keeps header lookups, storing, freshness, age, serving,
- *   Vary, conditional requests and invalidation.
+ * - HTTP-dates are parsed in httpdate.c, Cache-Control in cachecontrol.c,
+ *   Vary keys made in vary.c; this file keeps header lookups, list members,
+ *   storing, freshness, age, serving, conditional requests and
+ *   invalidation.
  */
 #include "rfc9111.h"
 
 #include "httpdate.h"
 
-#include <errno.h>
-#include <limits.h>
 #include <string.h>
 
 /* ---- characters and small helpers ---------------------------------------- */
@@ -57,19 +55,6 @@ static bool ieq_n(const char *a, size_t an, const char *b, size_t bn)
             return false;
     }
     return true;
-}
-
-/* Case-insensitive order of two names: <0, 0, >0. */
-static int icmp_n(const char *a, size_t an, const char *b, size_t bn)
-{
-    size_t i;
-
-    for (i = 0; i < an && i < bn; i++) {
-        int d = lower((unsigned char)a[i]) - lower((unsigned char)b[i]);
-        if (d != 0)
-            return d;
-    }
-    return an < bn ? -1 : an > bn ? 1 : 0;
 }
 
 static bool hdr_named(const struct c9_hdr *h, const char *name, size_t name_len)
@@ -188,186 +173,6 @@ int c9_parse_http_date(const char *s, size_t n, int64_t now, int64_t *out_epoch)
     return httpdate_parse(s, n, now, out_epoch);
 }
 
-/* ---- Vary (RFC 9111 §4.1) ------------------------------------------------- */
-
-struct vary_name {
-    const char *p;
-    size_t len;
-};
-
-/* The response's Vary names, deduplicated and sorted case-insensitively. */
-static enum c9_store_verdict vary_names(const struct c9_hdr *resp, size_t n,
-                                        struct vary_name names[C9_VARY_MAX_FIELDS], size_t *count)
-{
-    struct c9_list it;
-    const char *e;
-    size_t len, i, k;
-
-    *count = 0;
-    c9_list_init(&it, resp, n, "vary");
-    while (c9_list_next(&it, &e, &len)) {
-        int cmp = 1;
-
-        if (len == 1 && e[0] == '*')
-            return C9_VARY_STAR;
-        for (i = 0; i < len; i++) {
-            if (!c9_is_tchar(e[i]))
-                return C9_VARY_INVALID;
-        }
-        for (k = 0; k < *count; k++) {
-            cmp = icmp_n(e, len, names[k].p, names[k].len);
-            if (cmp <= 0)
-                break;
-        }
-        if (cmp == 0)
-            continue; /* duplicate */
-        if (*count == C9_VARY_MAX_FIELDS)
-            return C9_VARY_LIMIT;
-        memmove(&names[k + 1], &names[k], (*count - k) * sizeof(names[0]));
-        names[k].p = e;
-        names[k].len = len;
-        (*count)++;
-    }
-    return C9_STORE_OK;
-}
-
-/* Output with a cap; one byte is kept for the NUL. */
-struct key_out {
-    char *p;
-    size_t cap;
-    size_t len;
-    bool over;
-};
-
-static void put(struct key_out *o, char c)
-{
-    if (o->over || o->len + 1 >= o->cap || o->len >= INT_MAX) {
-        o->over = true;
-        return;
-    }
-    o->p[o->len++] = c;
-}
-
-/* A value byte: control bytes and '%' escaped so the key stays one line
- * per field and two different values never give the same key. */
-static void put_value(struct key_out *o, char ch)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    unsigned char c = (unsigned char)ch;
-
-    if (c < 0x20 || c == 0x7f || c == '%') {
-        put(o, '%');
-        put(o, hex[c >> 4]);
-        put(o, hex[c & 15]);
-    } else {
-        put(o, ch);
-    }
-}
-
-/* The request's value of one field, as a normalized list (see header). */
-static void put_request_value(struct key_out *o, const struct c9_hdr *req, size_t nreq,
-                              const struct vary_name *name)
-{
-    struct c9_list it;
-    const char *e;
-    size_t len, i;
-    bool first = true;
-
-    list_init_n(&it, req, nreq, name->p, name->len);
-    while (c9_list_next(&it, &e, &len)) {
-        bool quoted = false;
-
-        if (!first)
-            put(o, ',');
-        first = false;
-        for (i = 0; i < len; i++) {
-            if (!quoted && is_ows(e[i])) {
-                while (i + 1 < len && is_ows(e[i + 1]))
-                    i++;
-                put(o, ' ');
-                continue;
-            }
-            if (quoted && e[i] == '\\' && i + 1 < len) {
-                put_value(o, e[i++]);
-            } else if (e[i] == '"') {
-                quoted = !quoted;
-            }
-            put_value(o, e[i]);
-        }
-    }
-}
-
-/* Common start of the two Vary writers: out emptied, names collected. */
-static int vary_begin(const struct c9_hdr *resp, size_t nresp,
-                      struct vary_name names[C9_VARY_MAX_FIELDS], size_t *count, char *out,
-                      size_t cap)
-{
-    if (cap > 0)
-        out[0] = '\0';
-    switch (vary_names(resp, nresp, names, count)) {
-    case C9_STORE_OK:
-        return cap > 0 ? 0 : -E2BIG;
-    case C9_VARY_LIMIT:
-        return -E2BIG;
-    default:
-        return -EINVAL; /* "*" or a member that is not a field name */
-    }
-}
-
-int c9_vary_key(const struct c9_hdr *resp, size_t nresp, const struct c9_hdr *req, size_t nreq,
-                char *out, size_t cap)
-{
-    struct vary_name names[C9_VARY_MAX_FIELDS];
-    struct key_out o = {out, cap, 0, false};
-    size_t count, k, i;
-    int rc;
-
-    if ((rc = vary_begin(resp, nresp, names, &count, out, cap)) < 0)
-        return rc;
-    for (k = 0; k < count; k++) {
-        bool present = false;
-
-        for (i = 0; i < names[k].len; i++)
-            put(&o, (char)lower((unsigned char)names[k].p[i]));
-        for (i = 0; i < nreq && !present; i++)
-            present = hdr_named(&req[i], names[k].p, names[k].len);
-        if (present) {
-            put(&o, ':');
-            put_request_value(&o, req, nreq, &names[k]);
-        }
-        put(&o, '\n');
-    }
-    if (o.over) {
-        out[0] = '\0';
-        return -E2BIG;
-    }
-    out[o.len] = '\0';
-    return (int)o.len;
-}
-
-int c9_vary_names(const struct c9_hdr *resp, size_t nresp, char *out, size_t cap)
-{
-    struct vary_name names[C9_VARY_MAX_FIELDS];
-    struct key_out o = {out, cap, 0, false};
-    size_t count, k, i;
-    int rc;
-
-    if ((rc = vary_begin(resp, nresp, names, &count, out, cap)) < 0)
-        return rc;
-    for (k = 0; k < count; k++) {
-        if (k > 0)
-            put(&o, ',');
-        for (i = 0; i < names[k].len; i++)
-            put(&o, (char)lower((unsigned char)names[k].p[i]));
-    }
-    if (o.over) {
-        out[0] = '\0';
-        return -E2BIG;
-    }
-    out[o.len] = '\0';
-    return (int)o.len;
-}
-
 /* ---- storing (RFC 9111 §3) ------------------------------------------------ */
 
 /* Final statuses whose caching requirements we implement: those of
@@ -408,10 +213,14 @@ enum c9_store_verdict c9_storable(const char *method, int status, const struct c
                                   size_t nreq, const struct c9_hdr *resp, size_t nresp,
                                   bool *heuristic_ok)
 {
-    struct vary_name names[C9_VARY_MAX_FIELDS];
+    static const enum c9_store_verdict vary_verdict[C9_VARY_FORM_MAX] = {
+        [C9_VARY_KEYABLE] = C9_STORE_OK,
+        [C9_VARY_IS_STAR] = C9_VARY_STAR,
+        [C9_VARY_BAD_NAME] = C9_VARY_INVALID,
+        [C9_VARY_TOO_MANY] = C9_VARY_LIMIT,
+    };
     struct c9_cc rq, rs;
     enum c9_store_verdict v;
-    size_t count;
     int st;
     bool explicit_fresh, heuristic;
 
@@ -434,7 +243,7 @@ enum c9_store_verdict c9_storable(const char *method, int status, const struct c
     if (c9_hdr_get(req, nreq, "authorization") != NULL && !rs.is_public && !s_maxage_valid(&rs) &&
         !(rs.must_revalidate && !(rs.malformed & C9_CC_MUST_REVALIDATE)))
         return C9_AUTHORIZATION;
-    v = vary_names(resp, nresp, names, &count);
+    v = vary_verdict[c9_vary_form(resp, nresp)];
     if (v != C9_STORE_OK)
         return v;
     if (c9_hdr_get(resp, nresp, "set-cookie") != NULL && !rs.is_public && !s_maxage_valid(&rs))

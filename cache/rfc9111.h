@@ -10,9 +10,10 @@
  * terminator in a header value. The rules, their RFC sections and the
  * choices made where the RFC leaves room are in docs/cache-rules.md.
  *
- * Two parts live in their own files: Cache-Control parsing in
- * cachecontrol.c (declared in cachecontrol.h, included here, so this header
- * still declares the whole c9_ API) and HTTP-date parsing in httpdate.c
+ * Three parts live in their own files: Cache-Control parsing in
+ * cachecontrol.c and the Vary secondary key in vary.c (declared in
+ * cachecontrol.h and vary.h, both included here, so this header still
+ * declares the whole c9_ API), and HTTP-date parsing in httpdate.c
  * (httpdate.h), which c9_parse_http_date() wraps.
  */
 #ifndef FULCRUM_CACHE_RFC9111_H
@@ -23,6 +24,7 @@
 #include <stdint.h>
 
 #include "cachecontrol.h"
+#include "vary.h"
 
 /* RFC 9111 §1.2.2: a delta-seconds value (or a calculation) larger than this
  * is taken as this. Every lifetime and age returned here is in [0, this]. */
@@ -31,8 +33,6 @@
 #define C9_ABSENT ((int64_t)-1)
 /* "No such time" (no Last-Modified, ...): never a plausible date. */
 #define C9_NO_TIME INT64_MIN
-/* Most distinct field names a Vary may list before we refuse to key it. */
-#define C9_VARY_MAX_FIELDS 32
 
 /* One header field line as a parser saw it. Neither string needs a NUL;
  * the caller owns both and keeps them alive for the duration of a call. */
@@ -193,30 +193,6 @@ enum c9_serve c9_can_serve(const struct c9_cc *req_cc, const struct c9_cc *resp_
 
 /* A static name for logs ("fresh", "stale-while-revalidate", ...). */
 const char *c9_serve_name(enum c9_serve s);
-
-/* ---- Vary (RFC 9111 §4.1, RFC 9110 §12.5.5) ------------------------------ */
-
-/* Writes into out[0..cap) the NUL-terminated secondary key of `req` under
- * the response's Vary: for each listed field name, lowercased, deduplicated
- * and sorted, "name:value\n" when the request has the field and "name\n"
- * when it does not (absent only matches absent). The value is the request's
- * lines combined as one list: members trimmed, joined by ",", runs of
- * whitespace outside quoted strings folded to one space, control bytes
- * escaped as %XX (and '%' as %25), so the key is unambiguous. No Vary or an
- * empty Vary gives "". Returns the key length (>= 0); -EINVAL for Vary: *
- * or a member that is not a token (never matches: do not store);
- * -E2BIG when the key needs more than cap bytes or Vary lists more than
- * C9_VARY_MAX_FIELDS names. out is always NUL-terminated when cap > 0. */
-int c9_vary_key(const struct c9_hdr *resp, size_t nresp, const struct c9_hdr *req, size_t nreq,
-                char *out, size_t cap);
-
-/* Writes into out[0..cap) the response's Vary field names, lowercased,
- * deduplicated, sorted and joined by "," ("accept-encoding,user-agent"; ""
- * without Vary): what a store keeps with a variant. A header
- * {"Vary", that string} given back to c9_vary_key keys a later request
- * exactly as the original response would. Returns the length, or -EINVAL /
- * -E2BIG as c9_vary_key does. out is always NUL-terminated when cap > 0. */
-int c9_vary_names(const struct c9_hdr *resp, size_t nresp, char *out, size_t cap);
 
 /* ---- conditional requests (RFC 9110 §13, RFC 9111 §4.3.2) ---------------- */
 

@@ -1,13 +1,13 @@
-/* test_cache.c - the real fulcrum-cache in front of a counting origin.
+/* test_cache.c - the real fulcrum-cache in front of a counting origin:
+ * hits, misses, coalescing, revalidation, stale serving (while
+ * revalidating and on origin errors), PURGE, and replication between
+ * nodes.
  *
  * The origin is a thread of this test (one thread per connection), so the
  * test can count the requests that reach it: a cache hit is proven by the
  * count not moving. The cache listens on a port the kernel picks and says
- * so on its "ready" line, the readiness signal.
- *
- * Origin paths: /nostore* answers Cache-Control: no-store; /slow* waits
- * 500 ms first (so concurrent misses overlap); anything else answers
- * max-age=60 with an ETag. The body is "body:<method> <path>".
+ * so on its "ready" line, the readiness signal. Origin paths and modes are
+ * in cache_fixture.h.
  */
 #include <criterion/criterion.h>
 #include <arpa/inet.h>
@@ -25,217 +25,8 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "cache_fixture.h"
 #include "harness.h"
-
-#define CACHE_BIN FULCRUM_BINARY_DIR "/cache/fulcrum-cache"
-#define WAIT_MS   10000
-
-/* ---- the counting origin ---- */
-
-struct origin {
-    int lfd;
-    unsigned port;
-    atomic_int requests;
-    atomic_int conditional; /* requests with If-None-Match: "e1" answered 304 */
-    pthread_t thr;
-};
-
-struct origin_conn {
-    struct origin *o;
-    int fd;
-};
-
-static void *origin_conn_run(void *arg)
-{
-    struct origin_conn *oc = arg;
-    char req[8192] = "", method[16] = "", path[1024] = "", resp[2048], body[1200];
-    size_t len = 0;
-    ssize_t n;
-    const char *cc = "max-age=60";
-
-    while (len < sizeof(req) - 1 && !strstr(req, "\r\n\r\n")) {
-        n = read(oc->fd, req + len, sizeof(req) - 1 - len);
-        if (n <= 0)
-            goto out;
-        len += (size_t)n;
-        req[len] = 0;
-    }
-    if (sscanf(req, "%15s %1023s", method, path) != 2)
-        goto out;
-    atomic_fetch_add(&oc->o->requests, 1);
-    if (strncmp(path, "/nostore", 8) == 0)
-        cc = "no-store";
-    if (strncmp(path, "/slow", 5) == 0)
-        usleep(500 * 1000);
-    if (strncmp(path, "/swr", 4) == 0)
-        cc = "max-age=2, stale-while-revalidate=30";
-    if (strncmp(path, "/reval", 6) == 0) {
-        cc = "max-age=1";
-        if (strstr(req, "If-None-Match: \"e1\"")) {
-            atomic_fetch_add(&oc->o->conditional, 1);
-            snprintf(resp, sizeof(resp),
-                     "HTTP/1.1 304 Not Modified\r\nCache-Control: %s\r\nETag: \"e1\"\r\n"
-                     "Connection: close\r\n\r\n",
-                     cc);
-            if (write(oc->fd, resp, strlen(resp)) < 0)
-                goto out;
-            goto out;
-        }
-    }
-    snprintf(body, sizeof(body), "body:%s %s", method, path);
-    snprintf(resp, sizeof(resp),
-             "HTTP/1.1 200 OK\r\nCache-Control: %s\r\nETag: \"e1\"\r\nContent-Length: %zu\r\n"
-             "Connection: close\r\n\r\n%s",
-             cc, strlen(body), body);
-    if (write(oc->fd, resp, strlen(resp)) < 0)
-        goto out;
-out:
-    close(oc->fd);
-    free(oc);
-    return NULL;
-}
-
-static void *origin_run(void *arg)
-{
-    struct origin *o = arg;
-
-    for (;;) {
-        int fd = accept(o->lfd, NULL, NULL);
-        struct origin_conn *oc;
-        pthread_t t;
-
-        if (fd == -1) {
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
-            return NULL;
-        }
-        oc = malloc(sizeof(*oc));
-        cr_assert_not_null(oc);
-        oc->o = o;
-        oc->fd = fd;
-        cr_assert_eq(pthread_create(&t, NULL, origin_conn_run, oc), 0);
-        pthread_detach(t);
-    }
-}
-
-static void origin_start(struct origin *o)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t alen = sizeof(a);
-
-    atomic_init(&o->requests, 0);
-    atomic_init(&o->conditional, 0);
-    o->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    cr_assert_neq(o->lfd, -1);
-    cr_assert_eq(bind(o->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
-    cr_assert_eq(listen(o->lfd, 256), 0);
-    cr_assert_eq(getsockname(o->lfd, (struct sockaddr *)&a, &alen), 0);
-    o->port = ntohs(a.sin_port);
-    cr_assert_eq(pthread_create(&o->thr, NULL, origin_run, o), 0);
-    pthread_detach(o->thr);
-}
-
-/* ---- the cache ---- */
-
-struct cache {
-    struct h_proc p;
-    unsigned port;
-};
-
-/* Starts fulcrum-cache with --origin (port != 0) or --docroot dir. */
-static void cache_start_args(struct cache *c, unsigned origin_port, const char *docroot,
-                             const char *extra1, const char *extra2)
-{
-    char url[64];
-    char *argv[16] = {CACHE_BIN, "--listen", "127.0.0.1:0", "--name", "t1"};
-    int n = 5;
-
-    if (extra1) {
-        argv[n++] = (char *)extra1;
-        argv[n++] = (char *)extra2;
-    }
-    const char *line, *p;
-
-    if (docroot) {
-        argv[n++] = "--docroot";
-        argv[n++] = (char *)docroot;
-    } else {
-        snprintf(url, sizeof(url), "http://127.0.0.1:%u", origin_port);
-        argv[n++] = "--origin";
-        argv[n++] = url;
-    }
-    argv[n] = NULL;
-    h_spawn(&c->p, argv);
-    line = h_wait_for(&c->p, 2, "ready listen=", WAIT_MS);
-    cr_assert_not_null(line, "fulcrum-cache did not start");
-    cr_assert_not_null(strstr(line, "name=t1"), "ready line: %s", line);
-    p = strstr(line, "listen=127.0.0.1:");
-    cr_assert_not_null(p, "ready line: %s", line);
-    c->port = (unsigned)strtoul(p + 17, NULL, 10);
-    cr_assert_neq(c->port, 0);
-}
-
-static void cache_start(struct cache *c, unsigned origin_port, const char *docroot)
-{
-    cache_start_args(c, origin_port, docroot, NULL, NULL);
-}
-
-/* SIGTERM; it must exit 0 (under ASan: no leak either). */
-static void cache_stop(struct cache *c)
-{
-    int st;
-
-    h_signal(&c->p, SIGTERM);
-    st = h_reap(&c->p, WAIT_MS);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "fulcrum-cache exit status %d", st);
-}
-
-/* Sends a raw request (Connection: close expected in it); returns the
- * status, the response in buf. */
-static int raw_http(unsigned port, const char *req, char *buf, size_t cap)
-{
-    int fd = be_connect(port), code = -1;
-    ssize_t n;
-
-    cr_assert_geq(fd, 0);
-    cr_assert_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
-    n = be_read_all(fd, buf, cap - 1);
-    if (n > 0) {
-        buf[n] = 0;
-        if (sscanf(buf, "HTTP/1.%*d %d", &code) != 1)
-            code = -1;
-    }
-    close(fd);
-    return code;
-}
-
-/* The value of header `name` in a response (static copy), or NULL. */
-static const char *hdr(const char *resp, const char *name)
-{
-    static char val[256];
-    const char *end = strstr(resp, "\r\n\r\n"), *p = resp;
-    size_t nl = strlen(name);
-
-    while ((p = strstr(p, "\r\n")) && p < end) {
-        p += 2;
-        if (strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
-            const char *v = p + nl + 1, *e = strstr(v, "\r\n");
-
-            while (*v == ' ')
-                v++;
-            snprintf(val, sizeof(val), "%.*s", (int)(e - v), v);
-            return val;
-        }
-    }
-    return NULL;
-}
-
-static const char *body_of(const char *resp)
-{
-    const char *b = strstr(resp, "\r\n\r\n");
-
-    return b ? b + 4 : "";
-}
 
 static char buf[1 << 16];
 
@@ -254,7 +45,7 @@ Test(cache, miss_then_hit)
     cr_assert_eq(be_http(c.port, "GET", "/a?x=1", buf, sizeof(buf)), 200);
     cr_assert_str_eq(hdr(buf, "X-Cache"), "HIT from t1");
     cr_assert_not_null(hdr(buf, "Age"));
-    cr_assert_geq(atoi(hdr(buf, "Age")), 1, "Age %s", hdr(buf, "Age"));
+    cr_assert_geq(strtol(hdr(buf, "Age"), NULL, 10), 1, "Age %s", hdr(buf, "Age"));
     cr_assert_str_eq(body_of(buf), "body:GET /a?x=1");
     cr_assert_eq(atomic_load(&o.requests), 1, "the hit reached the origin");
     /* HEAD is answered from the GET entry */
@@ -313,6 +104,7 @@ Test(cache, purge)
 
 struct par {
     unsigned port;
+    const char *path; /* NULL: /slow/one */
     int code;
     char resp[4096];
 };
@@ -321,7 +113,7 @@ static void *par_get(void *arg)
 {
     struct par *p = arg;
 
-    p->code = be_http(p->port, "GET", "/slow/one", p->resp, sizeof(p->resp));
+    p->code = be_http(p->port, "GET", p->path ? p->path : "/slow/one", p->resp, sizeof(p->resp));
     return NULL;
 }
 
@@ -457,6 +249,107 @@ Test(cache, stale_while_revalidate)
     cr_assert_eq(be_http(c.port, "GET", "/swr", buf, sizeof(buf)), 200);
     cr_assert_str_eq(hdr(buf, "X-Cache"), "HIT from t1");
     cr_assert_eq(atomic_load(&o.requests), 2);
+    cache_stop(&c);
+}
+
+/* RFC 5861 stale-if-error: the origin fails (500, then a closed
+ * connection) while a stale copy with stale-if-error=60 is stored: the
+ * copy is served STALE; once the origin is back it replaces the copy. */
+Test(cache, stale_if_error_serves_stale)
+{
+    struct origin o;
+    struct cache c;
+
+    origin_start(&o);
+    cache_start(&c, o.port, NULL);
+    cr_assert_eq(be_http(c.port, "GET", "/sie", buf, sizeof(buf)), 200);
+    cr_assert_str_eq(hdr(buf, "X-Cache"), "MISS from t1");
+    sleep(2); /* max-age=1: stale now */
+    atomic_store(&o.fail, 500);
+    cr_assert_eq(be_http(c.port, "GET", "/sie", buf, sizeof(buf)), 200);
+    cr_assert_str_eq(hdr(buf, "X-Cache"), "STALE from t1");
+    cr_assert_str_eq(body_of(buf), "body:GET /sie");
+    cr_assert_geq(strtol(hdr(buf, "Age"), NULL, 10), 1, "Age %s", hdr(buf, "Age"));
+    atomic_store(&o.fail, -1);
+    cr_assert_eq(be_http(c.port, "GET", "/sie", buf, sizeof(buf)), 200);
+    cr_assert_str_eq(hdr(buf, "X-Cache"), "STALE from t1");
+    cr_assert_str_eq(body_of(buf), "body:GET /sie");
+    cr_assert_eq(atomic_load(&o.requests), 3);
+    cr_assert_eq(stat_of(c.port, "stale_if_error"), 2);
+    cr_assert_eq(stat_of(c.port, "origin_errors"), 2);
+    /* the origin is back: a new copy replaces the stale one */
+    atomic_store(&o.fail, 0);
+    cr_assert_eq(be_http(c.port, "GET", "/sie", buf, sizeof(buf)), 200);
+    cr_assert_str_eq(hdr(buf, "X-Cache"), "MISS from t1");
+    cr_assert_eq(be_http(c.port, "GET", "/sie", buf, sizeof(buf)), 200);
+    cr_assert_str_eq(hdr(buf, "X-Cache"), "HIT from t1");
+    cr_assert_eq(atomic_load(&o.requests), 4);
+    cache_stop(&c);
+}
+
+/* A revalidation slower than --timeout-coalesce (the origin waits 1 s,
+ * then answers 500): the request that joined it takes the stale copy at its
+ * timeout rather than a 504, and the one that started it takes it when the
+ * 500 arrives. */
+Test(cache, stale_if_error_on_slow_origin)
+{
+    struct par a = {0};
+    pthread_t ta;
+    struct origin o;
+    struct cache c;
+
+    origin_start(&o);
+    cache_start_args(&c, o.port, NULL, "--timeout-coalesce", "0.2");
+    cr_assert_eq(be_http(c.port, "GET", "/sie", buf, sizeof(buf)), 200);
+    sleep(2); /* max-age=1: stale now */
+    atomic_store(&o.fail, 2);
+    a.port = c.port;
+    a.path = "/sie";
+    cr_assert_eq(pthread_create(&ta, NULL, par_get, &a), 0);
+    while (atomic_load(&o.requests) < 2)
+        usleep(5 * 1000);
+    cr_assert_eq(be_http(c.port, "GET", "/sie", buf, sizeof(buf)), 200);
+    cr_assert_str_eq(hdr(buf, "X-Cache"), "STALE from t1");
+    cr_assert_str_eq(body_of(buf), "body:GET /sie");
+    pthread_join(ta, NULL);
+    cr_assert_eq(a.code, 200);
+    cr_assert_str_eq(hdr(a.resp, "X-Cache"), "STALE from t1");
+    cr_assert_eq(atomic_load(&o.requests), 2, "the joiner fetched on its own");
+    cr_assert_eq(stat_of(c.port, "stale_if_error"), 2);
+    cache_stop(&c);
+}
+
+/* Without stale-if-error the origin's failure is passed on (its 500, or
+ * 502 for a closed connection) and the stale copy stays for later; a
+ * request's own Cache-Control: stale-if-error takes it. */
+Test(cache, origin_error_without_stale_if_error)
+{
+    struct origin o;
+    struct cache c;
+    const char *sie = "GET /reval HTTP/1.1\r\nHost: test\r\n"
+                      "Cache-Control: stale-if-error=60\r\nConnection: close\r\n\r\n";
+
+    origin_start(&o);
+    cache_start(&c, o.port, NULL);
+    cr_assert_eq(be_http(c.port, "GET", "/reval", buf, sizeof(buf)), 200);
+    cr_assert_str_eq(hdr(buf, "X-Cache"), "MISS from t1");
+    sleep(2); /* max-age=1: stale now */
+    atomic_store(&o.fail, 500);
+    cr_assert_eq(be_http(c.port, "GET", "/reval", buf, sizeof(buf)), 500);
+    cr_assert_str_eq(hdr(buf, "X-Cache"), "PASS from t1");
+    cr_assert_str_eq(body_of(buf), "origin broken\n");
+    atomic_store(&o.fail, -1);
+    cr_assert_eq(be_http(c.port, "GET", "/reval", buf, sizeof(buf)), 502);
+    cr_assert_str_eq(hdr(buf, "X-Cache"), "MISS from t1");
+    cr_assert_eq(raw_http(c.port, sie, buf, sizeof(buf)), 200);
+    cr_assert_str_eq(hdr(buf, "X-Cache"), "STALE from t1");
+    cr_assert_str_eq(body_of(buf), "body:GET /reval");
+    cr_assert_eq(atomic_load(&o.requests), 4);
+    /* the origin is back: the kept copy is revalidated, not refetched */
+    atomic_store(&o.fail, 0);
+    cr_assert_eq(be_http(c.port, "GET", "/reval", buf, sizeof(buf)), 200);
+    cr_assert_str_eq(hdr(buf, "X-Cache"), "REVALIDATED from t1");
+    cr_assert_eq(atomic_load(&o.conditional), 1);
     cache_stop(&c);
 }
 

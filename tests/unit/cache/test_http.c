@@ -37,7 +37,7 @@ static ev_async stop_w;
 static struct http_counters ctr; /* a copy taken when the server stops */
 static unsigned port;
 static enum mode mode;
-static atomic_int dispatched, aborts, late_rc, late_done;
+static atomic_int dispatched, aborts, late_rc, late_done, last_version;
 
 struct later {
     ev_timer t;
@@ -104,6 +104,7 @@ static void handler(struct http_exchange *ex, void *arg)
     const char *q = http_exchange_query(ex);
 
     atomic_fetch_add(&dispatched, 1);
+    atomic_store(&last_version, http_exchange_version(ex));
     switch (mode) {
     case M_ECHO:
         echo(ex);
@@ -670,4 +671,129 @@ Test(http, max_conns)
     stop();
     cr_assert_eq(ctr.too_many_conns, 1);
     cr_assert_eq(ctr.conns_accepted, 1);
+}
+
+/* Found by fuzz_http (fuzz/corpus/fuzz_http/regress-http-1-2): "HTTP/1.2"
+ * was dispatched with http_exchange_version() 12, outside its contract (10
+ * or 11). A 1.x request above 1.1 is served as 1.1 (RFC 9110 section 6.2). */
+Test(http, minor_version_above_one_is_served_as_1_1)
+{
+    struct resp r;
+
+    start(NULL, M_ECHO);
+    r = exchange("GET /v HTTP/1.2\r\nHost: a\r\n\r\n", false);
+    cr_assert_eq(r.status, 200);
+    cr_assert_eq(atomic_load(&last_version), 11);
+    r = exchange("GET /v HTTP/1.0\r\n\r\n", false);
+    cr_assert_eq(atomic_load(&last_version), 10);
+    stop();
+}
+
+/* ---- drain after a flush from the read side (single-threaded) ----------- */
+
+/* Found by fuzz_http (fuzz/corpus/fuzz_http/regress-drain-after-read-flush):
+ * a handler paused on backpressure waits for its drain callback, which only
+ * the write watcher called. When the client sent a byte while reading, the
+ * read watcher ran first and its flush emptied the output; the write watcher
+ * was then stopped (nothing pending) and the drain never came: the response
+ * stalled for good. Here the loop runs in the test thread, pumped without
+ * blocking, so the read and write events reach the server together. */
+struct drain_st {
+    int pieces_left;
+    bool done, paused;
+};
+
+static void drain_stream(struct http_exchange *ex, struct drain_st *st);
+
+static void drain_resume(struct http_exchange *ex, void *arg)
+{
+    drain_stream(ex, arg);
+}
+
+static void drain_stream(struct http_exchange *ex, struct drain_st *st)
+{
+    static char piece[4096];
+
+    memset(piece, 'p', sizeof(piece));
+    while (st->pieces_left > 0) {
+        int r = http_respond_write(ex, piece, sizeof(piece));
+
+        st->pieces_left--;
+        if (r == 1 && st->pieces_left > 0) {
+            st->paused = true;
+            http_exchange_set_drain_cb(ex, drain_resume, st);
+            return;
+        }
+        cr_assert_geq(r, 0);
+    }
+    cr_assert_eq(http_respond_end(ex), 0);
+    st->done = true;
+}
+
+static void drain_handler(struct http_exchange *ex, void *arg)
+{
+    struct drain_st *st = arg;
+
+    cr_assert_eq(http_respond_start(ex, 200, NULL, 0, -1), 0);
+    drain_stream(ex, st);
+}
+
+/* The server's end of client socket cfd (by its peer address) gets a small
+ * send buffer, so output queues in the server instead of the kernel. */
+static void shrink_server_sndbuf(int cfd)
+{
+    struct sockaddr_in me, peer;
+    socklen_t len = sizeof(me);
+    int sz = 4096;
+
+    cr_assert_eq(getsockname(cfd, (struct sockaddr *)&me, &len), 0);
+    for (int fd = 3; fd < 1024; fd++) {
+        len = sizeof(peer);
+        if (fd != cfd && getpeername(fd, (struct sockaddr *)&peer, &len) == 0 &&
+            peer.sin_port == me.sin_port && peer.sin_addr.s_addr == me.sin_addr.s_addr) {
+            cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz)), 0);
+            return;
+        }
+    }
+    cr_assert_fail("the server's socket was not found");
+}
+
+Test(http, drain_after_a_flush_from_the_read_side)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct http_limits lim;
+    struct drain_st st = {.pieces_left = 32};
+    struct ev_loop *l = ev_loop_new(EVFLAG_AUTO);
+    struct http_server *s;
+    char err[256], buf[16384];
+    int fd, rcvbuf = 4096, round;
+
+    http_limits_default(&lim);
+    lim.max_output = 2048;
+    s = http_server_new(l, &a, &lim, drain_handler, &st, err, sizeof(err));
+    cr_assert_not_null(s, "%s", err);
+    a.sin_port = htons((uint16_t)http_server_port(s));
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+    cr_assert(connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0 || errno == EINPROGRESS);
+    for (int i = 0; i < 100 && http_server_counters(s)->conns_open == 0; i++)
+        ev_run(l, EVRUN_NOWAIT);
+    shrink_server_sndbuf(fd);
+    sendall(fd, "GET / HTTP/1.1\r\nHost: a\r\n\r\n", 27);
+    for (int i = 0; i < 100 && !st.paused; i++)
+        ev_run(l, EVRUN_NOWAIT);
+    cr_assert(st.paused, "the handler never met backpressure");
+    /* Each round: read what came, send one byte of a next request, pump. */
+    for (round = 0; round < 2000 && !st.done; round++) {
+        while (recv(fd, buf, sizeof(buf), 0) > 0)
+            ;
+        if (round < 20)
+            cr_assert_eq(send(fd, "GET /next HTTP/1.1\r\n" + round, 1, MSG_NOSIGNAL), 1);
+        for (int i = 0; i < 3; i++)
+            ev_run(l, EVRUN_NOWAIT);
+    }
+    cr_assert(st.done, "the streamed response stalled with %d pieces left", st.pieces_left);
+    close(fd);
+    http_server_free(s);
+    ev_loop_destroy(l);
 }

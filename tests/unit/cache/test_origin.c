@@ -34,6 +34,7 @@ enum behaviour {
     B_BIG_HEAD,  /* a 4000-byte header line */
     B_TRAILER,   /* chunked with a trailer field */
     B_SWITCH,    /* 101 Switching Protocols */
+    B_ECHO,      /* reads the request body (Content-Length), answers it back */
 };
 
 static enum behaviour beh;
@@ -42,6 +43,7 @@ static unsigned port;
 static pthread_t srv_thread;
 static atomic_int accepts;
 static char last_req[4096];
+static size_t last_req_len;           /* bytes in last_req: the head and what followed it */
 static int notify_pipe[2] = {-1, -1}; /* the server writes a byte per request */
 
 static struct ev_loop *loop;
@@ -86,6 +88,7 @@ static bool read_request(int fd)
             break;
     }
     memcpy(last_req, buf, n + 1);
+    last_req_len = n;
     if (notify_pipe[1] != -1)
         cr_assert_eq(write(notify_pipe[1], "r", 1), 1);
     return true;
@@ -117,6 +120,32 @@ static void send_big(int fd, bool chunked)
     }
 }
 
+/* B_ECHO: the body of the request in last_req, read to its
+ * Content-Length, sent back as the response body. */
+static void echo_body(int fd)
+{
+    static char body[300000];
+    const char *end = strstr(last_req, "\r\n\r\n") + 4;
+    const char *cl = strcasestr(last_req, "\r\nContent-Length: ");
+    size_t clen = cl && cl < end ? strtoul(cl + 18, NULL, 10) : 0;
+    size_t have = last_req_len - (size_t)(end - last_req);
+    char h[80];
+    int k;
+
+    cr_assert_leq(clen, sizeof(body));
+    memcpy(body, end, have < clen ? have : clen);
+    while (have < clen) {
+        ssize_t r = read(fd, body + have, clen - have);
+
+        if (r <= 0)
+            return;
+        have += (size_t)r;
+    }
+    k = snprintf(h, sizeof(h), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", clen);
+    write_all(fd, h, (size_t)k);
+    write_all(fd, body, clen);
+}
+
 static void serve_conn(int fd)
 {
     static const char *const fixed[] = {
@@ -143,6 +172,9 @@ static void serve_conn(int fd)
         case B_BIG:
         case B_BIG_CHUNK:
             send_big(fd, beh == B_BIG_CHUNK);
+            continue;
+        case B_ECHO:
+            echo_body(fd);
             continue;
         case B_BIG_HEAD: {
             static char h[4200];
@@ -368,6 +400,60 @@ Test(origin, stale_keep_alive_retried, .timeout = 10)
     cr_assert_eq(atomic_load(&accepts), 2);
     cr_assert_eq(counters().conns_reused, 1);
     cr_assert_eq(counters().retries, 1);
+    stop();
+}
+
+Test(origin, request_body, .timeout = 10)
+{
+    static char body[100000];
+    struct c9_hdr h[] = {{"X-Req", 5, "1", 1},
+                         {"Content-Length", 14, "5", 1},
+                         {"Transfer-Encoding", 17, "chunked", 7}};
+    struct origin_request rq = {"POST", "/up", h, 3, body, sizeof(body)};
+
+    for (size_t i = 0; i < sizeof(body); i++)
+        body[i] = (char)(i * 7 % 251);
+    start(B_ECHO, NULL);
+    memset(&got, 0, sizeof(got));
+    cr_assert_eq(origin_fetch_req(org, &rq, done_cb, NULL, NULL), 0);
+    ev_run(loop, 0);
+    cr_assert_eq(got.calls, 1);
+    cr_assert_eq(got.error, 0, "%d", got.error);
+    cr_assert_eq(got.body_len, sizeof(body));
+    cr_assert(memcmp(got.body, body, sizeof(body)) == 0, "the body changed on the way");
+    /* our framing replaces the caller's */
+    cr_assert_not_null(strstr(last_req, "\r\nContent-Length: 100000\r\n"), "%s", last_req);
+    cr_assert_null(strstr(last_req, "Content-Length: 5"), "%s", last_req);
+    cr_assert_null(strcasestr(last_req, "Transfer-Encoding"), "%s", last_req);
+    cr_assert_not_null(strstr(last_req, "\r\nX-Req: 1\r\n"));
+    /* an empty body still says so (PUT: idempotent, so it takes the
+     * kept-alive connection this one-connection-at-a-time server is on) */
+    rq.method = "PUT";
+    rq.body = "";
+    rq.body_len = 0;
+    rq.n = 1;
+    memset(&got, 0, sizeof(got));
+    cr_assert_eq(origin_fetch_req(org, &rq, done_cb, NULL, NULL), 0);
+    ev_run(loop, 0);
+    cr_assert_eq(got.error, 0, "%d", got.error);
+    cr_assert_eq(got.body_len, 0);
+    cr_assert_not_null(strstr(last_req, "\r\nContent-Length: 0\r\n"), "%s", last_req);
+    stop();
+}
+
+/* A POST never takes an idle keep-alive connection, so the race with an
+ * origin closing it cannot make it fail nor be sent twice. */
+Test(origin, post_never_reuses_a_connection, .timeout = 10)
+{
+    start(B_ONESHOT, NULL);
+    fetch("GET", "/1");
+    cr_assert_eq(got.error, 0);
+    fetch("POST", "/2");
+    cr_assert_eq(got.error, 0, "%d", got.error);
+    cr_assert(memcmp(got.body, "one", 3) == 0);
+    cr_assert_eq(atomic_load(&accepts), 2);
+    cr_assert_eq(counters().conns_reused, 0);
+    cr_assert_eq(counters().retries, 0);
     stop();
 }
 
