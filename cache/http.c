@@ -637,9 +637,12 @@ static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
     if (n == -1 && (errno == EAGAIN || errno == EINTR))
         return;
     if (n <= 0) { /* EOF or error: a held exchange is aborted */
-        if (n == 0 && !c->ex_out && c->state != CS_HEAD && c->state != CS_BODY &&
-            http_out_pending(c) > 0) {
-            c->no_more = true; /* half-closed after its requests: finish writing */
+        if (n == 0 && !c->ex_out && http_out_pending(c) > 0) {
+            /* half-closed: finish writing the answers already made; a
+             * request cut short by the EOF can never complete: dropped */
+            http_ex_free(c->ex_in);
+            c->ex_in = NULL;
+            c->no_more = true;
             c->state = CS_CLOSING;
             c->in_off = c->in_len = 0;
             conn_update(c);

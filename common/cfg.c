@@ -52,29 +52,46 @@ static int cfg_parse_bool(const char *v, bool *out)
     return -EINVAL;
 }
 
-static int cfg_parse_num(const struct cfg_opt *o, const char *v, double *out, char *why,
-                         size_t wlen)
+/* v >= b and v <= b, exactly: a bound is a double, a long long above 2^53
+ * may not be one, and (long long) of a double out of range is undefined. */
+static bool cfg_ll_ge(long long v, double b)
 {
+    if (isnan(b) || b >= 0x1p63)
+        return false;
+    return b <= -0x1p63 || v >= (long long)ceil(b);
+}
+
+static bool cfg_ll_le(long long v, double b)
+{
+    if (isnan(b) || b < -0x1p63)
+        return false;
+    return b >= 0x1p63 || v <= (long long)floor(b);
+}
+
+/* Parses v for a CFG_INT (into *ll) or a CFG_DOUBLE (into *d). */
+static int cfg_parse_num(const struct cfg_opt *o, const char *v, long long *ll, double *d,
+                         char *why, size_t wlen)
+{
+    bool in;
     char *end;
-    double d;
 
     errno = 0;
-    if (o->type == CFG_INT) {
-        long long ll = strtoll(v, &end, 10);
-
-        d = (double)ll;
-    } else {
-        d = strtod(v, &end);
-    }
-    if (errno || end == v || *end || !isfinite(d)) {
+    if (o->type == CFG_INT)
+        *ll = strtoll(v, &end, 10);
+    else
+        *d = strtod(v, &end);
+    if (errno || end == v || *end || (o->type != CFG_INT && !isfinite(*d))) {
         snprintf(why, wlen, "'%s' is not a %s", v, o->type == CFG_INT ? "whole number" : "number");
         return -EINVAL;
     }
-    if (d < o->min || d > o->max) {
+    if (o->type == CFG_INT)
+        in = cfg_ll_ge(*ll, o->min) && cfg_ll_le(*ll, o->max);
+    else
+        in = *d >= o->min && *d <= o->max;
+    if (!in) {
         snprintf(why, wlen, "%s is out of range [%g, %g]", v, o->min, o->max);
         return -ERANGE;
     }
-    *out = d;
     return 0;
 }
 
@@ -119,7 +136,8 @@ static int cfg_set(struct cfg_ctx *c, const struct cfg_opt *o, const char *v, ch
                    size_t wlen)
 {
     void *f = cfg_field(c->obj, o);
-    double d;
+    long long ll = 0;
+    double d = 0;
     int r;
 
     switch (o->type) {
@@ -133,11 +151,11 @@ static int cfg_set(struct cfg_ctx *c, const struct cfg_opt *o, const char *v, ch
         return 0;
     case CFG_INT:
     case CFG_DOUBLE:
-        r = cfg_parse_num(o, v, &d, why, wlen);
+        r = cfg_parse_num(o, v, &ll, &d, why, wlen);
         if (r)
             return r;
         if (o->type == CFG_INT)
-            *(long long *)f = (long long)d;
+            *(long long *)f = ll;
         else
             *(double *)f = d;
         return 0;

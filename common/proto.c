@@ -88,15 +88,32 @@ static bool proto_has_metrics(enum proto_type t)
     return t == PROTO_PROBE_RESPONSE || t == PROTO_HELLO;
 }
 
+/* A whole number, written exactly. cJSON prints 15 significant digits
+ * whenever they read back within its relative epsilon, which moves integers
+ * above 10^15 (seq and ts up to PROTO_MAX_SEQ, RAM up to PROTO_MAX_BYTES) by
+ * a few units; "%.0f" is exact for every integer up to 2^53. Anything else
+ * (negative, NaN, too big) goes through cJSON and the decoder refuses it. */
+static void proto_add_uint(cJSON *o, const char *name, double v)
+{
+    char num[24];
+
+    if (v >= 0 && v <= (double)PROTO_MAX_SEQ) {
+        snprintf(num, sizeof(num), "%.0f", v);
+        cJSON_AddRawToObject(o, name, num);
+    } else {
+        cJSON_AddNumberToObject(o, name, v);
+    }
+}
+
 static void proto_add_metrics(cJSON *o, const struct proto_metrics *m)
 {
     cJSON_AddStringToObject(o, "ip", m->ip);
-    cJSON_AddNumberToObject(o, "port", m->port);
-    cJSON_AddNumberToObject(o, "ram_free", floor(m->ram_free));
-    cJSON_AddNumberToObject(o, "ram_total", floor(m->ram_total));
+    proto_add_uint(o, "port", m->port);
+    proto_add_uint(o, "ram_free", floor(m->ram_free));
+    proto_add_uint(o, "ram_total", floor(m->ram_total));
     cJSON_AddNumberToObject(o, "cpu_idle", round(m->cpu_idle * 100.0) / 100.0);
     cJSON_AddNumberToObject(o, "load1", round(m->load1 * 100.0) / 100.0);
-    cJSON_AddNumberToObject(o, "uptime", floor(m->uptime));
+    proto_add_uint(o, "uptime", floor(m->uptime));
     cJSON_AddStringToObject(o, "service", m->service_up ? "up" : "down");
     cJSON_AddBoolToObject(o, "cgroup", m->cgroup);
 }
@@ -125,10 +142,10 @@ int proto_encode(const struct proto_msg *msg, const struct key_ring *kr, char *b
     o = cJSON_CreateObject();
     if (!o)
         return -ENOMEM;
-    cJSON_AddNumberToObject(o, "v", PROTO_VERSION);
+    proto_add_uint(o, "v", PROTO_VERSION);
     cJSON_AddStringToObject(o, "type", proto_type_name(msg->type));
-    cJSON_AddNumberToObject(o, "seq", (double)msg->seq);
-    cJSON_AddNumberToObject(o, "ts", (double)msg->ts_ms);
+    proto_add_uint(o, "seq", (double)msg->seq);
+    proto_add_uint(o, "ts", (double)msg->ts_ms);
     cJSON_AddStringToObject(o, "nonce", msg->nonce);
     if (proto_has_identity(msg->type)) {
         cJSON_AddStringToObject(o, "name", msg->name);

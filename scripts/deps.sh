@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Fulcrum needs — only those missing.
-# Usage: scripts/deps.sh [build|test|demo|bench]...   (default: build)
+# Usage: scripts/deps.sh [build|test|demo|bench|fuzz]...   (default: build)
 set -euo pipefail
 
 build=(cmake make gcc pkg-config libev-dev libstatgrab-dev libcjson-dev libsodium-dev
        libinih-dev uthash-dev libhttp-parser-dev)
-test=(libcriterion-dev clang-format iproute2)
+test=(libcriterion-dev clang-format iproute2 ansible-core ansible-lint yamllint
+      python3 curl jq)   # python3, curl, jq: tests/integration/test_netns.sh
 demo=(python3 wrk)
-bench=(haproxy nginx-light libnginx-mod-stream wrk procps python3)
+bench=(haproxy nginx-light libnginx-mod-stream varnish wrk procps python3 gnuplot-nox)
+fuzz=(clang libclang-rt-14-dev)   # libFuzzer + ASan/UBSan runtimes for clang 14
 
 want=()
 for set in "${@:-build}"; do
@@ -16,7 +18,8 @@ for set in "${@:-build}"; do
     test)  want+=("${build[@]}" "${test[@]}") ;;
     demo)  want+=("${build[@]}" "${demo[@]}") ;;
     bench) want+=("${build[@]}" "${bench[@]}") ;;
-    *) echo "deps.sh: unknown set '$set' (build|test|demo|bench)" >&2; exit 2 ;;
+    fuzz)  want+=("${build[@]}" "${fuzz[@]}") ;;
+    *) echo "deps.sh: unknown set '$set' (build|test|demo|bench|fuzz)" >&2; exit 2 ;;
   esac
 done
 

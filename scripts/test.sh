@@ -20,4 +20,5 @@ run() {  # run NAME CMAKE-ARGS...
 
 run ci -DCMAKE_BUILD_TYPE=RelWithDebInfo
 run asan -DCMAKE_BUILD_TYPE=Debug -DFULCRUM_SANITIZE=ON
+scripts/fuzz.sh 30   # each libFuzzer target 30 s on its corpus (docs/fuzzing.md)
 echo "== all tests passed (normal and ASan+UBSan builds)"

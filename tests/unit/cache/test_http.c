@@ -797,3 +797,64 @@ Test(http, drain_after_a_flush_from_the_read_side)
     http_server_free(s);
     ev_loop_destroy(l);
 }
+
+/* Found by fuzz_http (fuzz/corpus/fuzz_http/regress-eof-mid-request):
+ * a client that pipelined a complete request and the start of another, then
+ * half-closed, lost the end of the first answer when it was still queued in
+ * the server: an EOF in the middle of a request head aborted the connection
+ * instead of finishing the answers already made. */
+static void big_handler(struct http_exchange *ex, void *arg)
+{
+    static char body[65536];
+
+    memset(body, 'b', sizeof(body));
+    cr_assert_eq(http_respond(ex, 200, NULL, 0, body, sizeof(body)), 0);
+}
+
+Test(http, half_close_mid_request_still_gets_earlier_answers)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    static const char reqs[] = "GET /a HTTP/1.1\r\nHost: a\r\n\r\nGET /b HTTP/1.1\r\nHo";
+    struct ev_loop *l = ev_loop_new(EVFLAG_AUTO);
+    struct http_server *s;
+    char err[256], buf[16384];
+    size_t got = 0, body = 0;
+    const char *hend = NULL;
+    int fd, rcvbuf = 4096;
+    static char resp[1 << 17];
+
+    s = http_server_new(l, &a, NULL, big_handler, NULL, err, sizeof(err));
+    cr_assert_not_null(s, "%s", err);
+    a.sin_port = htons((uint16_t)http_server_port(s));
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+    cr_assert(connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0 || errno == EINPROGRESS);
+    for (int i = 0; i < 100 && http_server_counters(s)->conns_open == 0; i++)
+        ev_run(l, EVRUN_NOWAIT);
+    shrink_server_sndbuf(fd);
+    sendall(fd, reqs, sizeof(reqs) - 1);
+    for (int i = 0; i < 10; i++) /* answered; most of it still queued in the server */
+        ev_run(l, EVRUN_NOWAIT);
+    cr_assert_eq(http_server_counters(s)->requests, 1);
+    shutdown(fd, SHUT_WR);
+    for (int round = 0; round < 5000; round++) {
+        ssize_t n = recv(fd, buf, sizeof(buf), 0);
+
+        if (n == 0)
+            break;
+        if (n > 0) {
+            cr_assert_leq(got + (size_t)n, sizeof(resp));
+            memcpy(resp + got, buf, (size_t)n);
+            got += (size_t)n;
+        }
+        ev_run(l, EVRUN_NOWAIT);
+    }
+    resp[got < sizeof(resp) ? got : sizeof(resp) - 1] = '\0';
+    hend = strstr(resp, "\r\n\r\n");
+    cr_assert_not_null(hend, "no response head");
+    body = got - (size_t)(hend + 4 - resp);
+    cr_assert_eq(body, 65536, "the first answer was cut at %zu of 65536 body bytes", body);
+    close(fd);
+    http_server_free(s);
+    ev_loop_destroy(l);
+}

@@ -2,6 +2,7 @@
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>
 #include <errno.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -212,4 +213,38 @@ Test(cfg, help_returns_one)
     cr_redirect_stdout();
     cr_assert_eq(load(&c, 4, argv), 1);
     cfg_done(&prog, &c);
+}
+
+/* Found by fuzz_cfg (fuzz/corpus/fuzz_cfg/regress-int-llong-max): integers
+ * went through a double, so a value above 2^53 lost its low bits and
+ * LLONG_MAX became 2^63, converted back with undefined behaviour (LLONG_MIN
+ * on x86). They are now parsed and range-checked as long long. */
+struct wcfg {
+    long long wide;
+};
+
+static const struct cfg_opt wide_opts[] = {
+    {"wide", CFG_INT, offsetof(struct wcfg, wide), (double)LLONG_MIN, (double)LLONG_MAX, "0", NULL,
+     "N", "any long long"},
+    {.key = NULL},
+};
+static const struct cfg_prog wide_prog = {"test", "a test", "1", wide_opts};
+
+static long long load_wide(const char *v, int want)
+{
+    struct wcfg w = {0};
+    char *argv[] = {"t", "--wide", (char *)v, NULL};
+
+    cr_assert_eq(cfg_load(&wide_prog, &w, 3, argv, err, sizeof(err)), want, "%s: %s", v, err);
+    cfg_done(&wide_prog, &w);
+    return w.wide;
+}
+
+Test(cfg, int_keeps_every_bit_of_a_long_long)
+{
+    cr_assert_eq(load_wide("9223372036854775807", 0), LLONG_MAX);
+    cr_assert_eq(load_wide("-9223372036854775808", 0), LLONG_MIN);
+    cr_assert_eq(load_wide("9007199254740993", 0), 9007199254740993LL);
+    cr_assert_eq(load_wide("-9007199254740993", 0), -9007199254740993LL);
+    load_wide("9223372036854775808", -EINVAL);
 }

@@ -421,3 +421,33 @@ Test(proto, nonces_are_fresh_and_hex)
     cr_assert_eq(strspn(a, "0123456789abcdef"), PROTO_NONCE_HEX);
     cr_assert_str_neq(a, b);
 }
+
+/* Found by fuzz_proto (fuzz/corpus/fuzz_proto/regress-seq-above-1e15):
+ * cJSON prints a number with 15 significant digits whenever that reads back
+ * within its relative epsilon, so integers above 10^15 moved by a few units
+ * on the wire: a ts or seq of 2^53 - 1 (PROTO_MAX_SEQ, documented as exact)
+ * arrived as ...990, and RAM sizes near PROTO_MAX_BYTES changed too. */
+Test(proto, integers_up_to_2_pow_53_are_exact_on_the_wire)
+{
+    static const uint64_t big[] = {PROTO_MAX_SEQ, PROTO_MAX_SEQ - 1, 1000000000000001ULL,
+                                   1234567890123457ULL};
+    char buf[PROTO_MAX_DGRAM + 1];
+    struct proto_msg in = sample_msg(PROTO_HELLO), out;
+
+    for (size_t i = 0; i < sizeof(big) / sizeof(big[0]); i++) {
+        int n;
+
+        in.seq = big[i];
+        in.ts_ms = big[sizeof(big) / sizeof(big[0]) - 1 - i];
+        in.m.ram_total = PROTO_MAX_BYTES - 1;
+        in.m.ram_free = PROTO_MAX_BYTES - 3;
+        n = proto_encode(&in, &ring, buf, sizeof(buf));
+        cr_assert_gt(n, 0);
+        cr_assert_eq(proto_decode(buf, (size_t)n, &ring, &out, NULL), PROTO_OK);
+        cr_assert_eq(out.seq, in.seq, "seq %llu arrived as %llu", (unsigned long long)in.seq,
+                     (unsigned long long)out.seq);
+        cr_assert_eq(out.ts_ms, in.ts_ms);
+        cr_assert_eq(out.m.ram_total, in.m.ram_total);
+        cr_assert_eq(out.m.ram_free, in.m.ram_free);
+    }
+}
