@@ -255,6 +255,8 @@ void cache_free(struct cache *c)
     c->srv = NULL;
     cache_flights_free(c);
     cache_streams_free(c);
+    cache_passes_free(c);
+    cache_hfp_free(c);
     origin_free(c->origin); /* cancels the unsafe fetches: no callbacks */
     c->origin = NULL;
     cache_unsafe_free_all(c);

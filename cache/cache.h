@@ -7,17 +7,17 @@
  * from the store (X-Cache: HIT from NAME, Age); misses for one key coalesce
  * into one origin fetch whose result answers every waiter; storable
  * responses that fit are stored (X-Cache: MISS), others passed through
- * (X-Cache: PASS, never stored); stale entries are served while revalidated
- * in the background (X-Cache: STALE), revalidated first with a conditional
- * request, or served stale when that revalidation fails and stale-if-error
- * allows (X-Cache: STALE). Unsafe methods are proxied with their bodies (at
- * most max_request_body, else 413) and invalidate the key. Docroot files
- * over max-object are streamed from the file, never held whole. PURGE and
- * /_fulcrum/stats are for loopback peers only. The files and design notes
- * are listed in cache_int.h.
- *
- * Not done: origin responses over max-object are refused (502), not
- * streamed through.
+ * (X-Cache: PASS, never stored); responses over max-object are streamed
+ * through as they arrive, never held whole (the leader of a coalesced miss
+ * gets the stream, each other waiter a fetch of its own, and the key is
+ * remembered as hit-for-pass for a while); stale entries are served while
+ * revalidated in the background (X-Cache: STALE), revalidated first with a
+ * conditional request, or served stale when that revalidation fails and
+ * stale-if-error allows (X-Cache: STALE). Unsafe methods are proxied with
+ * their bodies (at most max_request_body, else 413) and invalidate the key.
+ * Docroot files over max-object are streamed from the file, never held
+ * whole. PURGE and /_fulcrum/stats are for loopback peers only. The files
+ * and design notes are listed in cache_int.h.
  *
  * Thread: everything runs on the loop given to cache_new().
  */

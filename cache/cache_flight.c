@@ -1,7 +1,8 @@
 /* cache_flight.c - fulcrum-cache's misses: one fetch per key at a time (a
  * flight), the requests that wait on it with their coalesce timers, the
  * fetch itself from the origin or the docroot, and the answer each waiter
- * gets. Design notes in cache_int.h. */
+ * gets (a response over --max-object: a pass each, cache_pass.c). Design
+ * notes in cache_int.h. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,18 +14,10 @@
 #include "log.h"
 #include "xalloc.h"
 
-static unsigned cache_hash(const char *s)
-{
-    uint32_t h = 2166136261u;
-
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
-    return h % CACHE_FLIGHT_BUCKETS;
-}
-
 static struct cache_flight *cache_flight_find(struct cache *c, const char *fkey)
 {
-    for (struct cache_flight *f = c->flights[cache_hash(fkey)]; f; f = f->next)
+    for (struct cache_flight *f = c->flights[cache_hash(fkey, CACHE_FLIGHT_BUCKETS)]; f;
+         f = f->next)
         if (strcmp(f->fkey, fkey) == 0)
             return f;
     return NULL;
@@ -32,7 +25,7 @@ static struct cache_flight *cache_flight_find(struct cache *c, const char *fkey)
 
 static void cache_flight_unlink(struct cache *c, struct cache_flight *f)
 {
-    struct cache_flight **pp = &c->flights[cache_hash(f->fkey)];
+    struct cache_flight **pp = &c->flights[cache_hash(f->fkey, CACHE_FLIGHT_BUCKETS)];
 
     while (*pp && *pp != f)
         pp = &(*pp)->next;
@@ -274,6 +267,55 @@ static void cache_flight_done(void *arg, const struct origin_result *res)
     cache_flight_finish(c, f);
 }
 
+/* The origin's response for f is over max-object (origin.h "Streaming"):
+ * the flight ends here. Its oldest waiter (the leader, unless it left)
+ * adopts the fetch and gets the stream; every other waiter is passed
+ * through with a fetch of its own; the key is marked hit-for-pass. With
+ * nobody waiting (a background revalidation) the fetch stops. */
+static enum origin_flow cache_flight_head(void *arg, const struct origin_result *res)
+{
+    struct cache_flight *f = arg;
+    struct cache *c = f->c;
+    struct origin_fetch *fetch = f->fetch;
+    struct cache_waiter *w, *lead = NULL;
+    enum origin_flow fl = ORIGIN_STOP;
+    bool error = res->status >= 500;
+
+    f->fetch = NULL;
+    cache_flight_unlink(c, f);
+    c->ctr.passed++;
+    if (f->stale && !error) /* a new representation, too large to keep */
+        cstore_remove(c->store, f->primary);
+    if (!error)
+        cache_hfp_mark(c, f->primary, res);
+    for (w = f->waiters; w; w = w->next)
+        lead = w; /* waiters are pushed in front: the last is the oldest */
+    while ((w = f->waiters)) {
+        struct http_exchange *ex = w->ex;
+        bool adopt = w == lead;
+
+        cache_waiter_remove(w);
+        http_exchange_set_abort_cb(ex, NULL, NULL);
+        if (adopt)
+            fl = cache_pass_adopt(c, ex, fetch, res);
+        else
+            cache_pass_start(c, ex, f->primary);
+    }
+    cache_flight_free(f);
+    return fl;
+}
+
+/* Never called: the head callback hands the fetch over or stops it. */
+static enum origin_flow cache_flight_body(void *arg, const char *data, size_t len)
+{
+    (void)arg;
+    (void)data;
+    (void)len;
+    return ORIGIN_STOP;
+}
+
+static const struct origin_stream_ops cache_flight_ops = {cache_flight_head, cache_flight_body};
+
 /* Copies the request's forwardable lines into f (conditionals dropped: the
  * cache answers those itself). */
 static void cache_flight_copy_req(struct cache_flight *f, const struct c9_hdr *h, size_t n)
@@ -353,9 +395,10 @@ static struct cache_flight *cache_flight_start(struct cache *c, const char *fkey
                                                const struct cstore_obj *stale)
 {
     struct cache_flight *f = xcalloc(1, sizeof(*f));
+    struct origin_request rq = {0};
     size_t nreq;
     const struct c9_hdr *req = http_exchange_headers(ex, &nreq);
-    unsigned b = cache_hash(fkey);
+    unsigned b = cache_hash(fkey, CACHE_FLIGHT_BUCKETS);
     int r;
 
     f->c = c;
@@ -384,7 +427,12 @@ static struct cache_flight *cache_flight_start(struct cache *c, const char *fkey
     c->flights[b] = f;
     if (c->docroot)
         return f; /* the caller joins, then cache_docroot_fetch */
-    r = origin_fetch(c->origin, "GET", f->path, f->req, f->nreq, cache_flight_done, f, &f->fetch);
+    rq.method = "GET";
+    rq.path_and_query = f->path;
+    rq.hdrs = f->req;
+    rq.n = f->nreq;
+    rq.stream = &cache_flight_ops;
+    r = origin_fetch_req(c->origin, &rq, cache_flight_done, f, &f->fetch);
     if (r) {
         struct origin_result res = {.error = r};
 

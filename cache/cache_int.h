@@ -12,6 +12,8 @@
  *                   response, refreshing on 304
  *   cache_unsafe.c  unsafe methods proxied to the origin, invalidation
  *   cache_stream.c  docroot files over --max-object sent in pieces
+ *   cache_pass.c    origin responses over --max-object streamed through
+ *                   (passes), and the hit-for-pass table
  *   cache_send.c    header blobs and the answers themselves (X-Cache, Age)
  *
  * Design notes.
@@ -40,6 +42,12 @@
  *   stale-if-error window covers its staleness; other waiters get the
  *   error (502/504, or the origin's 5xx passed through). A joiner whose
  *   coalesce timer fires first is judged the same way.
+ * - Too large. A flight whose origin response turns out larger than
+ *   --max-object (origin.h "Streaming") ends in its fetch's head
+ *   callback: its oldest waiter (the leader, unless it left) adopts the
+ *   fetch as a pass and gets the stream; every other waiter gets a pass
+ *   fetch of its own (never a 502), and the key is marked hit-for-pass so
+ *   later requests skip the flight (cache_pass.c).
  * - Request bodies are read whole by the HTTP server (at most the
  *   server's max_body, --max-request-body) and copied into the origin
  *   request, so a client that goes away never leaves the fetch pointing at
@@ -65,6 +73,10 @@
 #include "store.h"
 
 #define CACHE_FLIGHT_BUCKETS 1024
+#define CACHE_HFP_BUCKETS    1024
+#define CACHE_HFP_MAX        4096  /* hit-for-pass keys remembered */
+#define CACHE_HFP_TTL        60    /* s a key stays hit-for-pass without freshness info */
+#define CACHE_HFP_TTL_MAX    3600  /* s at most */
 #define CACHE_KEEP_STALE     600   /* s a validatable stale object is kept */
 #define CACHE_KEEP_STALE_MAX 86400 /* s any object is kept past its freshness */
 #define CACHE_HDR_MAX        128   /* header lines of one answer */
@@ -80,13 +92,17 @@ struct cache_counters {
     uint64_t revalidated;        /* 304s from the origin that refreshed an entry */
     uint64_t stale_if_error;     /* stale answers because the origin failed (in stale too) */
     uint64_t request_body_bytes; /* request body bytes forwarded to the origin */
-    uint64_t streamed;           /* docroot files over max-object streamed to a client */
-    uint64_t stream_errors;      /* streams cut short (client gone, file shrank, no fd) */
+    uint64_t streamed;           /* answers sent in pieces: docroot files, passes */
+    uint64_t stream_errors;      /* of those, cut short (client gone, file shrank, origin) */
+    uint64_t pass_large;         /* origin responses over max-object streamed through */
+    uint64_t hit_for_pass;       /* requests sent straight to a pass by the table */
 };
 
 struct cache_flight;
 struct cache_unsafe;
 struct cache_stream;
+struct cache_pass;
+struct cache_hfp;
 
 /* A request waiting for a flight's result. */
 struct cache_waiter {
@@ -150,6 +166,10 @@ struct cache {
     struct cache_flight *flights[CACHE_FLIGHT_BUCKETS];
     struct cache_unsafe *unsafe;  /* unsafe requests at the origin */
     struct cache_stream *streams; /* files being sent */
+    struct cache_pass *passes;    /* origin responses being passed through */
+    struct cache_hfp *hfp[CACHE_HFP_BUCKETS];
+    struct cache_hfp *hfp_oldest, *hfp_newest;
+    size_t hfp_n;
     struct cache_counters ctr;
     struct log_rl rl_origin; /* origin failures: a dead origin fails every request */
     struct log_rl rl_purge;  /* PURGE refused: the client decides how often */
@@ -167,6 +187,8 @@ struct cache {
 
 int64_t cache_wall(void);
 bool cache_hdr_is(const struct c9_hdr *h, const char *name);
+/* FNV-1a of s, modulo buckets. */
+unsigned cache_hash(const char *s, unsigned buckets);
 /* Fields never stored nor forwarded as they are (hop-by-hop, framing, Age,
  * X-Cache). */
 bool cache_hop_by_hop(const struct c9_hdr *h);
@@ -264,5 +286,25 @@ void cache_stream_file(struct cache *c, struct http_exchange *ex, int fd, uint64
                        const struct c9_hdr *h, size_t n);
 /* Ends every stream (for cache_free). */
 void cache_streams_free(struct cache *c);
+
+/* ---- cache_pass.c ---- */
+
+/* Passes ex (GET or HEAD) through to the origin with a fetch of its own,
+ * streamed when the response is over max-object; such a response (re)marks
+ * primary hit-for-pass. RELEASES ex (now or later). */
+void cache_pass_start(struct cache *c, struct http_exchange *ex, const char *primary);
+/* From inside fetch's head callback (res: too large): ex takes the fetch
+ * over and gets the stream. RELEASES ex (now or later); returns what the
+ * head callback is to return. */
+enum origin_flow cache_pass_adopt(struct cache *c, struct http_exchange *ex,
+                                  struct origin_fetch *fetch, const struct origin_result *res);
+/* Ends every pass, cancelling its fetch (for cache_free). */
+void cache_passes_free(struct cache *c);
+/* Marks primary hit-for-pass for the lifetime res gives (see cache_pass.c). */
+void cache_hfp_mark(struct cache *c, const char *primary, const struct origin_result *res);
+/* Whether primary is marked now (an expired mark is dropped). */
+bool cache_hfp_check(struct cache *c, const char *primary);
+void cache_hfp_forget(struct cache *c, const char *primary);
+void cache_hfp_free(struct cache *c);
 
 #endif

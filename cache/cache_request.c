@@ -44,6 +44,9 @@ static void cache_get(struct cache *c, struct http_exchange *ex)
         c9_parse_cc(req, nreq, &req_cc);
         if (req_cc.only_if_cached) {
             cache_send_text(c, ex, 504, "text/plain", "not cached\n", "MISS");
+        } else if (c->origin && cache_hfp_check(c, primary)) {
+            c->ctr.hit_for_pass++; /* too large last time: no flight to wait on */
+            cache_pass_start(c, ex, primary);
         } else {
             cache_fetch(c, ex, primary, primary, NULL);
         }
@@ -90,6 +93,7 @@ static void cache_purge(struct cache *c, struct http_exchange *ex)
     }
     primary = cache_primary(ex);
     n = cstore_remove(c->store, primary);
+    cache_hfp_forget(c, primary);
     if (c->peers)
         peer_purge(c->peers, primary);
     free(primary);
@@ -109,7 +113,7 @@ static void cache_stats_json(struct cache *c, char *buf, size_t cap)
 {
     struct cstore_stats st;
     struct peer_counters pc = {0};
-    uint64_t rejected = 0;
+    uint64_t rejected = 0, dead = 0;
     size_t off = 1;
 
     cstore_stats_get(c->store, &st);
@@ -118,7 +122,9 @@ static void cache_stats_json(struct cache *c, char *buf, size_t cap)
         for (size_t i = 0; i < RFRAME_R_MAX; i++)
             rejected += pc.rejected[i];
         for (size_t i = 0; i < PEER_REJ_MAX; i++)
-            rejected += pc.rejected_local[i];
+            if (i != PEER_REJ_DEAD)
+                rejected += pc.rejected_local[i];
+        dead = pc.rejected_local[PEER_REJ_DEAD]; /* silence, not a bad frame */
     }
     const struct cache_stat s[] = {
         {"hits", c->ctr.hits},
@@ -135,6 +141,8 @@ static void cache_stats_json(struct cache *c, char *buf, size_t cap)
         {"request_body_bytes", c->ctr.request_body_bytes},
         {"streamed", c->ctr.streamed},
         {"stream_errors", c->ctr.stream_errors},
+        {"pass_large", c->ctr.pass_large},
+        {"hit_for_pass", c->ctr.hit_for_pass},
         {"bytes", st.bytes},
         {"objects", st.objects},
         {"replicated_out", pc.objects_out},
@@ -142,6 +150,7 @@ static void cache_stats_json(struct cache *c, char *buf, size_t cap)
         {"peer_purges_out", pc.purges_out},
         {"peer_purges_in", pc.purges_in},
         {"peer_rejected", rejected},
+        {"peer_dead", dead},
         {"peer_drops", pc.drops},
         {"peer_syncs", pc.syncs},
         {"peers_ready", c->peers ? peer_ready_count(c->peers) : 0},

@@ -24,6 +24,15 @@ bool cache_hdr_is(const struct c9_hdr *h, const char *name)
     return h->name_len == strlen(name) && strncasecmp(h->name, name, h->name_len) == 0;
 }
 
+unsigned cache_hash(const char *s, unsigned buckets)
+{
+    uint32_t h = 2166136261u;
+
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h % buckets;
+}
+
 /* Fields never stored nor forwarded as they are. */
 bool cache_hop_by_hop(const struct c9_hdr *h)
 {

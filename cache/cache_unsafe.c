@@ -1,7 +1,8 @@
 /* cache_unsafe.c - fulcrum-cache's unsafe methods (POST, PUT, PATCH,
- * DELETE): proxied to the origin and passed back (X-Cache: PASS); a 2xx or
- * 3xx answer invalidates the target's primary key here and on every peer
- * (RFC 9111 §4.4). Shared declarations in cache_int.h. */
+ * DELETE): proxied to the origin and passed back (X-Cache: PASS; an answer
+ * over --max-object streamed, cache_pass.c); a 2xx or 3xx answer
+ * invalidates the target's primary key here and on every peer (RFC 9111
+ * §4.4). Shared declarations in cache_int.h. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,19 @@ static void cache_unsafe_free(struct cache_unsafe *u)
     free(u);
 }
 
+/* Invalidates u's key here and on the peers when its answer says so. */
+static void cache_unsafe_invalidate(struct cache_unsafe *u, int status)
+{
+    struct cache *c = u->c;
+
+    if (!c9_method_invalidates(u->method, status))
+        return;
+    cstore_remove(c->store, u->primary);
+    cache_hfp_forget(c, u->primary);
+    if (c->peers)
+        peer_purge(c->peers, u->primary);
+}
+
 static void cache_unsafe_abort(struct http_exchange *ex, void *arg)
 {
     (void)ex;
@@ -50,10 +64,8 @@ static void cache_unsafe_done(void *arg, const struct origin_result *res)
     if (res->error) {
         c->ctr.origin_errors++;
         cache_origin_warn(c, u->method, u->path, res);
-    } else if (c9_method_invalidates(u->method, res->status)) {
-        cstore_remove(c->store, u->primary);
-        if (c->peers)
-            peer_purge(c->peers, u->primary);
+    } else {
+        cache_unsafe_invalidate(u, res->status);
     }
     if (u->ex) {
         http_exchange_set_abort_cb(u->ex, NULL, NULL);
@@ -66,6 +78,34 @@ static void cache_unsafe_done(void *arg, const struct origin_result *res)
     }
     cache_unsafe_free(u);
 }
+
+/* The answer is over --max-object: invalidation now, and the client (if
+ * still there) takes the fetch over as a pass (cache_pass.c). */
+static enum origin_flow cache_unsafe_head(void *arg, const struct origin_result *res)
+{
+    struct cache_unsafe *u = arg;
+    struct http_exchange *ex = u->ex;
+    struct origin_fetch *fetch = u->fetch;
+    struct cache *c = u->c;
+
+    cache_unsafe_invalidate(u, res->status);
+    cache_unsafe_free(u);
+    if (!ex)
+        return ORIGIN_STOP; /* the client left: nobody to stream to */
+    http_exchange_set_abort_cb(ex, NULL, NULL);
+    return cache_pass_adopt(c, ex, fetch, res);
+}
+
+/* Never called: the head callback hands the fetch over or stops it. */
+static enum origin_flow cache_unsafe_body(void *arg, const char *data, size_t len)
+{
+    (void)arg;
+    (void)data;
+    (void)len;
+    return ORIGIN_STOP;
+}
+
+static const struct origin_stream_ops cache_unsafe_ops = {cache_unsafe_head, cache_unsafe_body};
 
 /* A new record for ex, linked in c->unsafe. */
 static struct cache_unsafe *cache_unsafe_new(struct cache *c, struct http_exchange *ex)
@@ -110,6 +150,7 @@ void cache_unsafe(struct cache *c, struct http_exchange *ex)
     rq.body = http_exchange_body(ex, &rq.body_len);
     if (!rq.body)
         rq.body = "";
+    rq.stream = &cache_unsafe_ops;
     c->ctr.passed++;
     c->ctr.request_body_bytes += rq.body_len;
     r = origin_fetch_req(c->origin, &rq, cache_unsafe_done, u, &u->fetch);

@@ -186,7 +186,8 @@ int http_respond_write(struct http_exchange *ex, const void *data, size_t len);
 
 /* RELEASES ex. Finishes a streamed response. Returns 0; -ECONNRESET if
  * detached; -EIO if fewer bytes than the announced length were written (the
- * connection is closed, so the client sees a truncated message); -EINVAL
+ * connection is closed, so the client sees a truncated message; not for
+ * HEAD or a bodiless status, which write no body); -EINVAL
  * without http_respond_start (a 500 is sent). */
 int http_respond_end(struct http_exchange *ex);
 

@@ -295,7 +295,7 @@ int http_respond_end(struct http_exchange *ex)
         http_exchange_done(ex);
         return -EINVAL;
     }
-    if (ex->remaining > 0) { /* the framing is broken: close */
+    if (ex->remaining > 0 && !ex->no_body) { /* the framing is broken: close */
         finish(ex, false);
         return -EIO;
     }

@@ -236,13 +236,15 @@ int origin_fetch_req(struct origin *o, const struct origin_request *rq, origin_d
     int r;
 
     if (rq->method == NULL || rq->path_and_query == NULL || cb == NULL ||
-        (rq->hdrs == NULL && rq->n > 0))
+        (rq->hdrs == NULL && rq->n > 0) ||
+        (rq->stream != NULL && (rq->stream->head == NULL || rq->stream->body == NULL)))
         return -EINVAL;
     f = xcalloc(1, sizeof(*f));
     f->o = o;
     f->fd = -1;
     f->cb = cb;
     f->arg = arg;
+    f->ops = rq->stream;
     r = build_request(f, rq);
     if (r != 0)
         goto out_free_fetch;
@@ -268,7 +270,7 @@ int origin_fetch(struct origin *o, const char *method, const char *path_and_quer
                  const struct c9_hdr *hdrs, size_t n, origin_done_cb cb, void *arg,
                  struct origin_fetch **out)
 {
-    struct origin_request rq = {method, path_and_query, hdrs, n, NULL, 0};
+    struct origin_request rq = {method, path_and_query, hdrs, n, NULL, 0, NULL};
 
     return origin_fetch_req(o, &rq, cb, arg, out);
 }
@@ -281,6 +283,14 @@ void origin_fetch_cancel(struct origin_fetch *f)
         close(f->fd);
     f->o->ctr.cancelled++;
     origin_fetch_free(f);
+}
+
+void origin_fetch_retarget(struct origin_fetch *f, const struct origin_stream_ops *ops,
+                           origin_done_cb cb, void *arg)
+{
+    f->ops = ops;
+    f->cb = cb;
+    f->arg = arg;
 }
 
 /* ---- origin --------------------------------------------------------------- */

@@ -20,11 +20,23 @@
  * methods (RFC 9110 §9.2.2) are sent on reused connections at all; the
  * others (POST, PATCH, ...) always get a fresh one, so they are never sent
  * twice and never lost to that race.
+ *
+ * Streaming: a fetch given stream ops (origin_request.stream) whose body
+ * turns out larger than max_body does not fail with -E2BIG. Once the head
+ * announces a larger Content-Length, or the body received passes max_body
+ * (chunked or close-delimited), ops->head gets the head and the bytes held
+ * so far, and every later piece goes to ops->body as it is read: the fetch
+ * never holds more than max_body plus one read (ORIGIN_STREAM_READ bytes).
+ * The callbacks steer the reading (enum origin_flow); the done callback
+ * still ends the fetch exactly once: error 0 when the body ended as its
+ * framing says, else the error that cut it short. The connection goes back
+ * to the idle pool only after a clean end.
  */
 #ifndef FULCRUM_CACHE_ORIGIN_H
 #define FULCRUM_CACHE_ORIGIN_H
 
 #include <ev.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -65,9 +77,41 @@ struct origin_result {
     size_t body_len;
     int64_t request_time;  /* wall s when the request went out */
     int64_t response_time; /* wall s when the response head arrived */
+    /* streaming only: in ops->head, the announced Content-Length or -1
+     * (chunked, close-delimited); in done, streamed says the body went to
+     * ops->body (body is NULL then) */
+    int64_t content_length;
+    bool streamed;
 };
 
 typedef void (*origin_done_cb)(void *arg, const struct origin_result *res);
+
+/* What a stream callback wants next. */
+enum origin_flow {
+    ORIGIN_GO,    /* go on reading */
+    ORIGIN_PAUSE, /* read nothing more from the socket until origin_fetch_resume();
+                   * the response timeout is suspended meanwhile. Bytes already
+                   * read (at most ORIGIN_STREAM_READ) still reach ops->body, and
+                   * the response may still end (done) */
+    ORIGIN_STOP,  /* end the fetch as origin_fetch_cancel() does: the connection
+                   * is closed, done is never called, the fetch is freed when the
+                   * callback returns */
+    ORIGIN_FLOW_MAX
+};
+
+/* Stream callbacks (see "Streaming" above). Both run from the loop, inside
+ * the fetch's read: they may start and cancel other fetches, but must not
+ * cancel this one (return ORIGIN_STOP) nor free the origin. */
+struct origin_stream_ops {
+    /* The body will not fit in max_body: res holds the status, the header
+     * lines, content_length, the times, and the body bytes received so far
+     * (body/body_len, at most max_body; valid during the call only). */
+    enum origin_flow (*head)(void *arg, const struct origin_result *res);
+    /* The next len bytes of the body (valid during the call only). */
+    enum origin_flow (*body)(void *arg, const char *data, size_t len);
+};
+
+#define ORIGIN_STREAM_READ 16384 /* bytes read from the socket at a time */
 
 struct origin_counters {
     uint64_t fetches;   /* fetches accepted by origin_fetch() */
@@ -83,6 +127,7 @@ struct origin_counters {
     uint64_t conns_new;    /* connections opened */
     uint64_t conns_reused; /* fetches sent on an idle keep-alive connection */
     uint64_t retries;      /* stale keep-alive retries */
+    uint64_t streamed;     /* fetches whose body went to ops->body */
 };
 
 /* url is "http://HOST:PORT" (HOST: dotted IPv4 or a name resolved now, to
@@ -119,6 +164,9 @@ struct origin_request {
      * body_len (fulcrum-cache: --max-request-body). */
     const void *body;
     size_t body_len;
+    /* NULL: a body over max_body fails the fetch with -E2BIG. Else the
+     * fetch streams such a body through these (static) callbacks. */
+    const struct origin_stream_ops *stream;
 };
 
 /* origin_fetch() for a struct origin_request: the same checks, results,
@@ -128,8 +176,19 @@ int origin_fetch_req(struct origin *o, const struct origin_request *rq, origin_d
                      void *arg, struct origin_fetch **out);
 
 /* Cancels a fetch whose callback has not run: the callback is never called
- * and its connection is closed. */
+ * and its connection is closed. Not from inside its own stream callbacks
+ * (they return ORIGIN_STOP instead). */
 void origin_fetch_cancel(struct origin_fetch *f);
+
+/* Reading resumes after an ORIGIN_PAUSE (a no-op when not paused). Never
+ * calls a callback itself: the bytes come from the loop. */
+void origin_fetch_resume(struct origin_fetch *f);
+
+/* Hands a streaming fetch over: from now on its stream callbacks are ops
+ * (static), its done callback cb, with arg. May be called from inside its
+ * head callback (the new ops->body gets the rest) or later, before done. */
+void origin_fetch_retarget(struct origin_fetch *f, const struct origin_stream_ops *ops,
+                           origin_done_cb cb, void *arg);
 
 /* A copy of the counters. */
 void origin_get_counters(const struct origin *o, struct origin_counters *out);

@@ -23,6 +23,14 @@
  *   callback never runs inside origin_fetch().
  * - Header bytes go into one arena, recorded as offsets (the arena moves
  *   while it grows) and turned into struct c9_hdr views at the end.
+ * - Streaming (origin.h) switches inside the parser's callbacks: at
+ *   on_headers_complete for a Content-Length over max_body, or in on_body
+ *   when the next piece would pass it. From then on body bytes go to
+ *   ops->body straight from the read buffer; nothing is kept. A pause is
+ *   honoured after the current read buffer is parsed (so at most one more
+ *   ORIGIN_READ_CHUNK reaches the consumer): the read watcher and the
+ *   response timer stop until origin_fetch_resume(). ORIGIN_STOP fails the
+ *   parser callback with perr -ECANCELED, and the fetch is then cancelled.
  *
  * Thread: the loop's, as in origin.h.
  */
@@ -40,7 +48,7 @@
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
-#define ORIGIN_READ_CHUNK 16384
+#define ORIGIN_READ_CHUNK ORIGIN_STREAM_READ
 
 struct origin_idle {
     int fd;
@@ -78,6 +86,9 @@ struct origin_fetch {
     struct origin_fetch *prev, *next;
     origin_done_cb cb;
     void *arg;
+    const struct origin_stream_ops *ops; /* NULL: no streaming */
+    bool streaming;                      /* the body goes to ops->body */
+    bool paused;                         /* ORIGIN_PAUSE: not reading */
     enum fetch_state state;
     int fd;
     ev_io io;

@@ -1,8 +1,8 @@
 /* origin_io.c - one origin fetch on its socket: connect (or an idle
- * socket), send the request, read and parse the response, retry a stale
- * keep-alive connection once, time out, and finish: the socket back to the
- * pool or closed, the callback, the memory freed (design notes in
- * origin_int.h). */
+ * socket), send the request, read and parse the response (pausing and
+ * resuming a stream), retry a stale keep-alive connection once, time out,
+ * and finish: the socket back to the pool or closed, the callback, the
+ * memory freed (design notes in origin_int.h). */
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -48,7 +48,8 @@ static void count_error(struct origin_counters *c, int err)
 static void fetch_finish(struct origin_fetch *f, int err, bool keep_alive)
 {
     struct origin *o = f->o;
-    struct origin_result res = {.error = err, .request_time = f->request_time};
+    struct origin_result res = {
+        .error = err, .request_time = f->request_time, .streamed = f->streaming};
     struct c9_hdr *h = NULL;
 
     origin_io_stop(f);
@@ -168,6 +169,10 @@ static bool fetch_parse(struct origin_fetch *f, const char *buf, size_t n)
         fetch_finish(f, 0, ka);
         return true;
     }
+    if (e != HPE_OK && f->perr == -ECANCELED) {
+        origin_fetch_cancel(f); /* ORIGIN_STOP from a stream callback */
+        return true;
+    }
     if (e != HPE_OK) {
         fetch_finish(f, f->perr ? f->perr : -EPROTO, false);
         return true;
@@ -200,7 +205,20 @@ static void fetch_read(struct origin_fetch *f)
         ev_timer_again(f->o->loop, &f->tm);
         if (fetch_parse(f, buf, (size_t)r) || r == 0)
             return;
+        if (f->paused) { /* the consumer's queue is full: the origin waits */
+            origin_io_stop(f);
+            return;
+        }
     }
+}
+
+void origin_fetch_resume(struct origin_fetch *f)
+{
+    if (!f->paused)
+        return;
+    f->paused = false;
+    ev_io_start(f->o->loop, &f->io);
+    ev_timer_again(f->o->loop, &f->tm);
 }
 
 static void io_cb(struct ev_loop *loop, ev_io *w, int revents)

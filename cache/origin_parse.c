@@ -1,8 +1,10 @@
 /* origin_parse.c - the origin's response, parsed with libhttp-parser:
  * header lines into one arena (as offsets), the body into a buffer, 1xx
- * responses skipped, every byte capped by the origin's limits (design
+ * responses skipped, every byte capped by the origin's limits, and a body
+ * over max_body turned into a stream when the fetch has stream ops (design
  * notes in origin_int.h). */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -85,6 +87,46 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     return arena_add(f, at, len);
 }
 
+/* What a stream callback said, for the parser: -1 (perr -ECANCELED) stops
+ * it; a pause is noted and honoured after this read (origin_io.c). */
+static int stream_flow(struct origin_fetch *f, enum origin_flow fl)
+{
+    if (fl == ORIGIN_STOP) {
+        f->perr = -ECANCELED;
+        return -1;
+    }
+    if (fl == ORIGIN_PAUSE)
+        f->paused = true;
+    return 0;
+}
+
+/* The body will not fit: the fetch becomes a stream. ops->head gets the
+ * head and the body held so far, which is then freed. */
+static int stream_begin(struct origin_fetch *f, int64_t content_length)
+{
+    struct c9_hdr *h = origin_parse_headers(f);
+    struct origin_result res = {
+        .status = (int)f->p.status_code,
+        .hdrs = h,
+        .nhdrs = f->nhdrs,
+        .body = f->body_len ? f->body : NULL,
+        .body_len = f->body_len,
+        .request_time = f->request_time,
+        .response_time = f->response_time,
+        .content_length = content_length,
+    };
+    enum origin_flow fl;
+
+    f->streaming = true;
+    f->o->ctr.streamed++;
+    fl = f->ops->head(f->arg, &res);
+    free(h);
+    free(f->body);
+    f->body = NULL;
+    f->body_len = f->body_cap = 0;
+    return stream_flow(f, fl);
+}
+
 static int on_headers_complete(http_parser *p)
 {
     struct origin_fetch *f = p->data;
@@ -100,6 +142,9 @@ static int on_headers_complete(http_parser *p)
     if (f->head)
         return 1; /* no body whatever the head says */
     if ((p->flags & F_CONTENTLENGTH) && p->content_length > f->o->lim.max_body) {
+        if (f->ops)
+            return stream_begin(f, p->content_length > INT64_MAX ? INT64_MAX
+                                                                 : (int64_t)p->content_length);
         f->perr = -E2BIG;
         return -1;
     }
@@ -110,9 +155,16 @@ static int on_body(http_parser *p, const char *at, size_t len)
 {
     struct origin_fetch *f = p->data;
 
+    if (f->streaming)
+        return stream_flow(f, f->ops->body(f->arg, at, len));
     if (len > f->o->lim.max_body - f->body_len) {
-        f->perr = -E2BIG;
-        return -1;
+        if (!f->ops) {
+            f->perr = -E2BIG;
+            return -1;
+        }
+        if (stream_begin(f, -1))
+            return -1;
+        return stream_flow(f, f->ops->body(f->arg, at, len));
     }
     if (f->body_len + len > f->body_cap) {
         size_t cap = f->body_cap ? f->body_cap : 4096;
@@ -157,6 +209,8 @@ void origin_parse_reset(struct origin_fetch *f)
     f->p.data = f;
     f->perr = 0;
     f->complete = false;
+    f->streaming = false;
+    f->paused = false;
     f->got_byte = false;
     f->arena_len = 0;
     f->nhdrs = 0;

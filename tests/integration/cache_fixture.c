@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <sodium.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,85 @@ static int origin_read_body(int fd, const char *first, size_t got, size_t clen, 
     return 0;
 }
 
+void large_fill(char *buf, size_t off, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        uint64_t z = ((off + i) >> 3) * 0x9E3779B97F4A7C15ull;
+
+        z ^= z >> 29;
+        z *= 0xBF58476D1CE4E5B9ull;
+        z ^= z >> 32;
+        buf[i] = (char)(z >> (((off + i) & 7) * 8));
+    }
+}
+
+void large_sha256(char *out)
+{
+    crypto_hash_sha256_state st;
+    unsigned char md[crypto_hash_sha256_BYTES];
+    static char piece[1 << 16];
+
+    crypto_hash_sha256_init(&st);
+    for (size_t off = 0; off < LARGE_SIZE; off += sizeof(piece)) {
+        large_fill(piece, off, sizeof(piece));
+        crypto_hash_sha256_update(&st, (unsigned char *)piece, sizeof(piece));
+    }
+    crypto_hash_sha256_final(&st, md);
+    sodium_bin2hex(out, SHA256_HEX, md, sizeof(md));
+}
+
+static bool send_all(struct origin *o, int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+
+        if (w <= 0)
+            return false;
+        p += w;
+        n -= (size_t)w;
+        atomic_fetch_add(&o->large_sent, w);
+    }
+    return true;
+}
+
+/* The large answers (cache_fixture.h): 64 KiB pieces, cut when asked. */
+static void origin_large(struct origin_conn *oc, const char *path)
+{
+    bool chunked = strstr(path, "large-chunked") || strstr(path, "large-cutchunk");
+    size_t end = strstr(path, "large-cut") ? LARGE_CUT : LARGE_SIZE;
+    char head[256], framing[64], line[16], *piece = malloc(1 << 16);
+    int k;
+
+    cr_assert_not_null(piece);
+    if (chunked)
+        snprintf(framing, sizeof(framing), "Transfer-Encoding: chunked");
+    else
+        snprintf(framing, sizeof(framing), "Content-Length: %u", LARGE_SIZE);
+    k = snprintf(head, sizeof(head),
+                 "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nETag: \"big1\"\r\n"
+                 "%s\r\nConnection: close\r\n\r\n",
+                 framing);
+    if (!send_all(oc->o, oc->fd, head, (size_t)k))
+        goto out_broken;
+    for (size_t off = 0; off < end; off += 1 << 16) {
+        large_fill(piece, off, 1 << 16);
+        k = snprintf(line, sizeof(line), "10000\r\n");
+        if ((chunked && !send_all(oc->o, oc->fd, line, (size_t)k)) ||
+            !send_all(oc->o, oc->fd, piece, 1 << 16) ||
+            (chunked && !send_all(oc->o, oc->fd, "\r\n", 2)))
+            goto out_broken;
+    }
+    if (chunked && end == LARGE_SIZE && !send_all(oc->o, oc->fd, "0\r\n\r\n", 5))
+        goto out_broken;
+    atomic_fetch_add(&oc->o->large_done, 1);
+    free(piece);
+    return;
+
+out_broken:
+    atomic_fetch_add(&oc->o->large_broken, 1);
+    free(piece);
+}
+
 static const char *origin_cc(const char *path)
 {
     if (strncmp(path, "/nostore", 8) == 0)
@@ -72,6 +152,10 @@ static bool origin_answer(struct origin_conn *oc, const char *req, const char *m
 
     if (fail == -1)
         return false;
+    if (strstr(path, "large-") && fail == 0) {
+        origin_large(oc, path);
+        return true;
+    }
     if (fail == 2)
         usleep(1000 * 1000);
     if (fail == 500 || fail == 2) {
@@ -164,6 +248,9 @@ void origin_start(struct origin *o)
     atomic_init(&o->requests, 0);
     atomic_init(&o->conditional, 0);
     atomic_init(&o->fail, 0);
+    atomic_init(&o->large_sent, 0);
+    atomic_init(&o->large_done, 0);
+    atomic_init(&o->large_broken, 0);
     o->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     cr_assert_neq(o->lfd, -1);
     cr_assert_eq(bind(o->lfd, (struct sockaddr *)&a, sizeof(a)), 0);

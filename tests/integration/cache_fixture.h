@@ -9,7 +9,13 @@
  *   /reval*    max-age=1; If-None-Match: "e1" answers 304
  *   /sie*      max-age=1, stale-if-error=60
  *   else       max-age=60
- * always with ETag: "e1" and Connection: close. The body is
+ * always with ETag: "e1" and Connection: close, except for the large
+ * bodies (ETag: "big1", max-age=60), by what the path contains:
+ *   large-cl        LARGE_SIZE bytes of large_fill() with Content-Length
+ *   large-chunked   the same, chunked (64 KiB chunks)
+ *   large-cut       Content-Length: LARGE_SIZE, then closes after LARGE_CUT
+ *   large-cutchunk  chunked, closes after LARGE_CUT without the last chunk
+ * (a path starting /slow waits first here too). The body is
  * "body:<method> <path>", followed by " len=<n> sha256=<hex>" when the
  * request had a body (by Content-Length: the body it read, hashed). While `fail` is
  * set every request is counted and then failed: 500 answers 500, 2 waits
@@ -27,15 +33,26 @@
 #define CACHE_BIN  FULCRUM_BINARY_DIR "/cache/fulcrum-cache"
 #define WAIT_MS    10000
 #define SHA256_HEX 65 /* 64 hex digits and a NUL */
+#define LARGE_SIZE (20u << 20)
+#define LARGE_CUT  (5u << 20)
 
 struct origin {
     int lfd;
     unsigned port;
     atomic_int requests;
-    atomic_int conditional; /* requests with If-None-Match: "e1" answered 304 */
-    atomic_int fail;        /* 0; 500: answer 500; 2: 1 s, then 500; -1: close */
+    atomic_int conditional;  /* requests with If-None-Match: "e1" answered 304 */
+    atomic_int fail;         /* 0; 500: answer 500; 2: 1 s, then 500; -1: close */
+    atomic_llong large_sent; /* large body bytes written, all connections */
+    atomic_int large_done;   /* large bodies written whole (or to LARGE_CUT) */
+    atomic_int large_broken; /* large bodies whose peer (the cache) closed first */
     pthread_t thr;
 };
+
+/* The large bodies' bytes [off, off + len) into buf: a fixed function of
+ * the position, so any piece can be made alone. */
+void large_fill(char *buf, size_t off, size_t len);
+/* The SHA-256 of the whole large body (LARGE_SIZE bytes), as hex. */
+void large_sha256(char *out);
 
 /* Listens on 127.0.0.1:0 and serves from a detached thread. */
 void origin_start(struct origin *o);

@@ -26,6 +26,7 @@ enum mode {
     M_ASYNC,     /* answer after ?d=<ms> from an ev_timer */
     M_STREAM,    /* stream three pieces, content length unknown */
     M_STREAM_CL, /* stream three pieces with a content length */
+    M_HEAD_CL,   /* announce a content length, write nothing if HEAD */
     M_HOLD,      /* never answer; the abort callback releases */
     M_HOLD_LATE, /* answer 300 ms later, after the client has gone */
 };
@@ -114,6 +115,12 @@ static void handler(struct http_exchange *ex, void *arg)
         break;
     case M_STREAM:
         stream(ex, false);
+        break;
+    case M_HEAD_CL:
+        cr_assert_eq(http_respond_start(ex, 200, NULL, 0, 19), 0);
+        if (http_exchange_method_id(ex) != HTTP_REQ_HEAD)
+            cr_assert_geq(http_respond_write(ex, "hello chunked world", 19), 0);
+        cr_assert_eq(http_respond_end(ex), 0);
         break;
     case M_STREAM_CL:
         stream(ex, true);
@@ -603,6 +610,28 @@ Test(http, stream_chunked_and_length)
     r = exchange("GET /s HTTP/1.1\r\nHost: h\r\n\r\n", false);
     cr_assert_not_null(strstr(r.hdrs, "\nContent-Length:19"));
     cr_assert_str_eq(r.body, "hello chunked world");
+    stop();
+}
+
+/* A streamed answer to HEAD announces the GET's length and writes no body:
+ * that is complete, and the connection stays open for the next request. */
+Test(http, streamed_head_keeps_the_connection)
+{
+    struct resp r;
+    int fd;
+
+    start(NULL, M_HEAD_CL);
+    fd = cli();
+    sends(fd, "HEAD /s HTTP/1.1\r\nHost: h\r\n\r\n");
+    r = one(fd, true);
+    cr_assert_eq(r.status, 200);
+    cr_assert_not_null(strstr(r.hdrs, "\nContent-Length:19"));
+    cr_assert_eq(r.blen, 0);
+    sends(fd, "GET /s HTTP/1.1\r\nHost: h\r\n\r\n");
+    r = one(fd, false);
+    cr_assert_eq(r.status, 200, "connection closed after the HEAD");
+    cr_assert_str_eq(r.body, "hello chunked world");
+    close(fd);
     stop();
 }
 

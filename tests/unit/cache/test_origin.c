@@ -409,7 +409,7 @@ Test(origin, request_body, .timeout = 10)
     struct c9_hdr h[] = {{"X-Req", 5, "1", 1},
                          {"Content-Length", 14, "5", 1},
                          {"Transfer-Encoding", 17, "chunked", 7}};
-    struct origin_request rq = {"POST", "/up", h, 3, body, sizeof(body)};
+    struct origin_request rq = {"POST", "/up", h, 3, body, sizeof(body), NULL};
 
     for (size_t i = 0; i < sizeof(body); i++)
         body[i] = (char)(i * 7 % 251);
