@@ -21,6 +21,40 @@
 #include "peer.h"
 #include "xalloc.h"
 
+/* --purge-allow ADDR[/LEN]: the network, its host bits cleared. */
+static int cache_parse_allow(struct cache *c, const struct cfg_list *l, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < l->n && i < CFG_LIST_MAX; i++) {
+        char ip[INET_ADDRSTRLEN], *end;
+        const char *slash = strchr(l->v[i], '/');
+        size_t n = slash ? (size_t)(slash - l->v[i]) : strlen(l->v[i]);
+        long len = 32;
+        struct in_addr a;
+
+        if (n >= sizeof(ip))
+            goto bad;
+        memcpy(ip, l->v[i], n);
+        ip[n] = '\0';
+        if (slash) {
+            errno = 0;
+            len = strtol(slash + 1, &end, 10);
+            if (errno || end == slash + 1 || *end || len < 0 || len > 32)
+                goto bad;
+        }
+        if (inet_pton(AF_INET, ip, &a) != 1)
+            goto bad;
+        c->purge_allow[i].mask = len ? ~(uint32_t)0 << (32 - len) : 0;
+        c->purge_allow[i].net = ntohl(a.s_addr) & c->purge_allow[i].mask;
+        c->n_purge_allow++;
+        continue;
+    bad:
+        snprintf(err, errlen, "--purge-allow '%s': want an IPv4 ADDR or ADDR/LEN (LEN 0..32)",
+                 l->v[i]);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 int cache_parse_size(const char *s, size_t *out)
 {
     char *end;
@@ -147,6 +181,8 @@ struct cache *cache_new(struct ev_loop *loop, const struct cache_cfg *cfg, char 
                  "--max-memory, --max-object and --max-request-body take a size: N, NK, NM or NG");
         goto out_free;
     }
+    if (cache_parse_allow(c, &cfg->purge_allow, err, errlen))
+        goto out_free;
     if (!!*cfg->origin == !!*cfg->docroot) {
         snprintf(err, errlen, "exactly one of --origin URL and --docroot DIR is needed");
         goto out_free;

@@ -52,6 +52,8 @@ struct cache_cfg {
     char *key_next;        /* second key accepted during a rotation, or "" */
     char *peer_listen;     /* HOST:PORT for peers, port 0 allowed, or "" */
     struct cfg_list peers; /* HOST:PORT of peers to connect to */
+    /* ADDR[/LEN] networks allowed to PURGE besides 127.0.0.1 */
+    struct cfg_list purge_allow;
 };
 
 struct cache;

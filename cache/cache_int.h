@@ -181,6 +181,10 @@ struct cache {
     ev_timer sync_poll;           /* until peer_synced, then the listener */
     void (*ready_cb)(struct cache *c, bool ok, void *arg);
     void *ready_arg;
+    struct cache_net {
+        uint32_t net, mask;      /* host order */
+    } purge_allow[CFG_LIST_MAX]; /* --purge-allow, besides 127.0.0.1 */
+    unsigned n_purge_allow;
 };
 
 /* ---- cache_send.c: header lines, keys, answers ---- */
@@ -199,6 +203,8 @@ char *cache_blob(const struct c9_hdr *h, size_t n, size_t *len);
 /* Splits a blob back into lines pointing into it; at most cap. */
 size_t cache_unblob(const unsigned char *blob, size_t len, struct c9_hdr *h, size_t cap);
 bool cache_loopback(const struct http_exchange *ex);
+/* 127.0.0.1 or a --purge-allow network. */
+bool cache_purge_allowed(const struct cache *c, const struct http_exchange *ex);
 /* "host path?query" and "path?query" into new strings (caller frees). */
 char *cache_primary(const struct http_exchange *ex);
 char *cache_path_query(const struct http_exchange *ex);

@@ -84,10 +84,10 @@ static void cache_purge(struct cache *c, struct http_exchange *ex)
     unsigned sup;
     size_t n;
 
-    if (!cache_loopback(ex)) {
+    if (!cache_purge_allowed(c, ex)) {
         if (log_rl_allow(&c->rl_purge, clock_mono_ms(), &sup))
-            log_warn("PURGE from %s refused: not loopback (%u suppressed)", cache_peer_ip(ex, buf),
-                     sup);
+            log_warn("PURGE from %s refused: not 127.0.0.1 nor in --purge-allow (%u suppressed)",
+                     cache_peer_ip(ex, buf), sup);
         cache_send_text(c, ex, 403, "text/plain", "forbidden\n", "PASS");
         return;
     }

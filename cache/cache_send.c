@@ -109,6 +109,18 @@ bool cache_loopback(const struct http_exchange *ex)
     return ntohl(http_exchange_peer(ex)->sin_addr.s_addr) == INADDR_LOOPBACK;
 }
 
+bool cache_purge_allowed(const struct cache *c, const struct http_exchange *ex)
+{
+    uint32_t a = ntohl(http_exchange_peer(ex)->sin_addr.s_addr);
+
+    if (a == INADDR_LOOPBACK)
+        return true;
+    for (unsigned i = 0; i < c->n_purge_allow; i++)
+        if ((a & c->purge_allow[i].mask) == c->purge_allow[i].net)
+            return true;
+    return false;
+}
+
 /* "host path?query" into a new string. */
 char *cache_primary(const struct http_exchange *ex)
 {

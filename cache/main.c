@@ -42,6 +42,8 @@ static const struct cfg_opt cache_opts[] = {
     {"peer-listen", CFG_STR, O(peer_listen), 0, 255, "", NULL, "HOST:PORT",
      "accept replication peers here (port 0: any; with --key, replication is on)"},
     {"peer", CFG_LIST, O(peers), 0, 255, NULL, NULL, "HOST:PORT", "replication peer to connect to"},
+    {"purge-allow", CFG_LIST, O(purge_allow), 0, 255, NULL, NULL, "ADDR[/LEN]",
+     "clients in this network may PURGE, besides 127.0.0.1"},
     OPTS_LOG(struct cache_cfg),
     {NULL},
 };

@@ -379,6 +379,50 @@ Test(cache, purge_and_stats_loopback_only)
     cache_stop(&c);
 }
 
+/* One request from source address src to the node; the status line. */
+static int request_from(unsigned port, const char *src_ip, const char *req)
+{
+    struct sockaddr_in src = {.sin_family = AF_INET}, dst = {.sin_family = AF_INET};
+    char resp[4096];
+    ssize_t n;
+    int fd, status = -1;
+
+    inet_pton(AF_INET, src_ip, &src.sin_addr);
+    inet_pton(AF_INET, "127.0.0.1", &dst.sin_addr);
+    dst.sin_port = htons((uint16_t)port);
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&src, sizeof(src)), 0);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&dst, sizeof(dst)), 0);
+    cr_assert_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+    n = be_read_all(fd, resp, sizeof(resp) - 1);
+    close(fd);
+    if (n > 12) {
+        resp[n] = 0;
+        sscanf(resp, "HTTP/1.1 %d", &status);
+    }
+    return status;
+}
+
+/* --purge-allow opens PURGE to a network (and nothing else: stats stay
+ * loopback only); an address outside it is still refused. */
+Test(cache, purge_allow_network)
+{
+    const char *purge = "PURGE /p HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n";
+    const char *stats = "GET /_fulcrum/stats HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n";
+    struct origin o;
+    struct cache c;
+
+    origin_start(&o);
+    cache_start_args(&c, o.port, NULL, "--purge-allow", "127.0.0.8/29");
+    cr_assert_eq(request_from(c.port, "127.0.0.9", purge), 200, "allowed: {\"purged\":0}");
+    cr_assert_eq(request_from(c.port, "127.0.0.15", purge), 200);
+    cr_assert_eq(request_from(c.port, "127.0.0.16", purge), 403, "outside the /29");
+    cr_assert_eq(request_from(c.port, "127.0.0.7", purge), 403);
+    cr_assert_eq(request_from(c.port, "127.0.0.9", stats), 403, "stats stay loopback only");
+    cr_assert_eq(request_from(c.port, "127.0.0.1", purge), 200, "127.0.0.1 always may");
+    cache_stop(&c);
+}
+
 /* A request waiting on another's fetch longer than --timeout-coalesce: 504;
  * the first request still gets its answer. */
 Test(cache, coalesce_timeout_504)
