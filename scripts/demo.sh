@@ -33,6 +33,22 @@ rm -rf "$run" && mkdir -p "$run/www"
 head -c 32 /dev/urandom >"$run/cluster.key"
 chmod 600 "$run/cluster.key"
 echo "hello from the Fulcrum demo origin" >"$run/www/index.html"
+# 2,000 pages the load picks at random: the first load misses each page once
+# somewhere, replication copies it to the other nodes, and the hit ratio
+# climbs from one load to the next.
+pages=2000
+python3 - "$run/www" "$pages" <<'PY'
+import sys
+for i in range(int(sys.argv[2])):
+    with open(f"{sys.argv[1]}/page-{i}.html", "w") as f:
+        f.write(f"page {i} from the Fulcrum demo origin\n")
+PY
+cat >"$run/pages.lua" <<LUA
+math.randomseed(os.time())
+request = function()
+  return wrk.format("GET", "/page-" .. math.random(0, $pages - 1) .. ".html")
+end
+LUA
 
 declare -A pid
 cleanup() {
@@ -92,16 +108,50 @@ for n in a b c; do
   i=$((i + 1))
 done
 
+# The cluster's hit ratio since the previous call, from each live node's
+# /_fulcrum/stats (a stopped node's counters are left out).
+hit_ratio() {
+  python3 - "$run/hits.prev" "$port0" <<'PY' >&2
+import json, os, socket, sys
+prev_file, port0 = sys.argv[1], int(sys.argv[2])
+prev = json.load(open(prev_file)) if os.path.exists(prev_file) else {}
+now, hits, misses, repl = {}, 0, 0, 0
+for i, n in enumerate("abc"):
+    try:
+        s = socket.create_connection(("127.0.0.1", port0 + i), timeout=2)
+    except OSError:
+        continue
+    s.sendall(b"GET /_fulcrum/stats HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n")
+    data = b""
+    while chunk := s.recv(65536):
+        data += chunk
+    st = json.loads(data.split(b"\r\n\r\n", 1)[1])
+    now[n] = {k: st.get(k, 0) for k in ("hits", "misses", "replicated_in")}
+    p = prev.get(n, {"hits": 0, "misses": 0, "replicated_in": 0})
+    hits += now[n]["hits"] - p["hits"]
+    misses += now[n]["misses"] - p["misses"]
+    repl += now[n]["replicated_in"] - p["replicated_in"]
+json.dump(now, open(prev_file, "w"))
+total = hits + misses
+print(f"    cluster hit ratio of this load: {100 * hits / total:.1f} % "
+      f"({hits} hits, {misses} misses; {repl} objects replicated in)" if total else
+      "    no cache lookups in this load")
+PY
+}
+
 load() {  # load SECONDS: HTTP through the balancer, wrk's summary on stderr
-  echo "==> $1 s of HTTP load through the balancer (wrk, 16 connections, a new one per request):" >&2
-  wrk -t2 -c16 -d"$1"s -H "Connection: close" "http://127.0.0.1:$lb_port/index.html" 2>&1 |
+  echo "==> $1 s of HTTP load through the balancer (wrk, 16 connections, a new one per request, $pages pages at random):" >&2
+  wrk -t2 -c16 -d"$1"s -H "Connection: close" -s "$run/pages.lua" "http://127.0.0.1:$lb_port/" 2>&1 |
     grep -E "Requests/sec|requests in|Non-2xx|Socket errors|Latency " | sed 's/^/    /' >&2
+  hit_ratio
 }
 
 # The scripted events, a few rounds apart, while the table scrolls.
 pause() { sleep "$(awk "BEGIN { print $interval * $1 }")"; }
 pause 2.5
-load 3
+hit_ratio >/dev/null 2>&1 # the baseline: the start-up checks' lookups
+load 1
+load 2
 echo "==> stopping the cache-c node: its agent reports the service down" >&2
 kill "${pid[cache-c]}"
 unset 'pid[cache-c]'
