@@ -7,8 +7,8 @@
  * sender. The response carries how long it was held (hold_ms) so the
  * monitor's RTT leaves the jitter out. Metrics are sampled at reply time,
  * at most every AGENT_MIN_SAMPLE_MS, so CPU idle is an average over the
- * probe interval. The cache node is checked by a non-blocking TCP connect
- * every check_interval; the first result triggers hello.
+ * probe interval. The cache node is checked every check_interval, by a TCP
+ * connect or an HTTP GET (check.c); the first result triggers hello.
  */
 #include "agent.h"
 
@@ -22,6 +22,7 @@
 
 #include <sodium.h>
 
+#include "check.h"
 #include "clock.h"
 #include "log.h"
 #include "net.h"
@@ -59,9 +60,8 @@ struct agent {
     uint64_t start_ms;
 
     /* service check */
-    int cfd;
-    ev_io cio;
-    ev_timer check_timer, check_timeout;
+    struct check check;
+    ev_timer check_timer;
     ev_timer hello_timer; /* hello waits for a meaningful first sample */
     bool service_up, checked, hello_sent;
     bool last_check; /* result of the latest check */
@@ -270,15 +270,11 @@ static void agent_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 /* ---- service check ---- */
 
-static void agent_check_done(struct agent *a, bool up, int err)
+static void agent_check_done(void *arg, bool up, const char *why)
 {
+    struct agent *a = arg;
     char addr[NET_ADDRSTRLEN];
 
-    ev_io_stop(a->loop, &a->cio);
-    ev_timer_stop(a->loop, &a->check_timeout);
-    if (a->cfd >= 0)
-        close(a->cfd);
-    a->cfd = -1;
     if (!up)
         a->st.checks_failed++;
     /* Like HAProxy's fall/rise: one lost check on a busy node must not
@@ -288,7 +284,7 @@ static void agent_check_done(struct agent *a, bool up, int err)
     if (!a->checked ||
         (up != a->service_up && a->streak >= (unsigned)(up ? a->cfg->rise : a->cfg->fall))) {
         log_info("service %s is %s%s%s", net_ntop(&a->service, addr), up ? "up" : "down",
-                 up ? "" : ": ", up ? "" : strerror(err));
+                 up ? "" : ": ", up ? "" : why);
         a->service_up = up;
     }
     a->checked = true;
@@ -311,42 +307,10 @@ static void agent_hello_cb(struct ev_loop *loop, ev_timer *w, int revents)
     log_info("ready name=%s boot=%s", a->cfg->name, a->boot);
 }
 
-static void agent_check_io_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-    struct agent *a = container_of(w, struct agent, cio);
-    int r = net_connect_result(a->cfd);
-
-    agent_check_done(a, r == 0, -r);
-}
-
-static void agent_check_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    struct agent *a = container_of(w, struct agent, check_timeout);
-
-    agent_check_done(a, false, ETIMEDOUT);
-}
-
-static void agent_check_begin(struct agent *a)
-{
-    if (a->cfd >= 0)
-        return; /* the previous check is still waiting */
-    a->cfd = net_tcp_connect_start(&a->service);
-    if (a->cfd < 0) {
-        int err = -a->cfd;
-
-        a->cfd = -1;
-        agent_check_done(a, false, err);
-        return;
-    }
-    ev_io_set(&a->cio, a->cfd, EV_WRITE);
-    ev_io_start(a->loop, &a->cio);
-    ev_timer_set(&a->check_timeout, a->cfg->check_interval, 0.);
-    ev_timer_start(a->loop, &a->check_timeout);
-}
-
 static void agent_check_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    agent_check_begin(container_of(w, struct agent, check_timer));
+    /* A check still running when the next is due makes that one skip. */
+    check_start(&container_of(w, struct agent, check_timer)->check);
 }
 
 /* ---- life cycle ---- */
@@ -414,9 +378,7 @@ static void agent_init_watchers(struct agent *a)
         a->replies[i].a = a;
         ev_timer_init(&a->replies[i].timer, agent_reply_cb, 0., 0.);
     }
-    ev_init(&a->cio, agent_check_io_cb);
     ev_init(&a->hello_timer, agent_hello_cb);
-    ev_timer_init(&a->check_timeout, agent_check_timeout_cb, 0., 0.);
     ev_timer_init(&a->check_timer, agent_check_timer_cb, a->cfg->check_interval,
                   a->cfg->check_interval);
 }
@@ -434,11 +396,14 @@ struct agent *agent_new(struct ev_loop *loop, const struct agent_cfg *cfg, char 
 
     a->loop = loop;
     a->cfg = cfg;
-    a->gfd = a->ufd = a->cfd = -1;
+    a->gfd = a->ufd = -1;
+    a->check.fd = -1;
     a->rl_drop = (struct log_rl)LOG_RL_INIT(5, 10000);
     a->start_ms = clock_mono_ms();
     if (agent_addresses(a, err, errlen) || agent_keys(a, err, errlen) ||
-        agent_sockets(a, err, errlen))
+        agent_sockets(a, err, errlen) ||
+        check_init(&a->check, loop, (enum check_kind)cfg->check, &a->service, cfg->check_path,
+                   cfg->check_interval, agent_check_done, a, err, errlen))
         goto out_free;
     a->am = agent_metrics_new(agent_cgroup_mode(cfg->cgroup), cfg->cgroup, err, errlen);
     if (!a->am)
@@ -463,16 +428,15 @@ void agent_start(struct agent *a)
     log_info("agent %s joined %s metrics=%s", a->cfg->name, net_ntop(&a->group, addr),
              agent_metrics_describe(a->am));
     ev_timer_start(a->loop, &a->check_timer);
-    agent_check_begin(a);
+    check_start(&a->check);
 }
 
 void agent_stop(struct agent *a)
 {
     ev_io_stop(a->loop, &a->gio);
     ev_io_stop(a->loop, &a->uio);
-    ev_io_stop(a->loop, &a->cio);
+    check_cancel(&a->check);
     ev_timer_stop(a->loop, &a->check_timer);
-    ev_timer_stop(a->loop, &a->check_timeout);
     ev_timer_stop(a->loop, &a->hello_timer);
     for (long long i = 0; a->replies && i < a->cfg->max_pending; i++)
         ev_timer_stop(a->loop, &a->replies[i].timer);
@@ -488,8 +452,8 @@ void agent_free(struct agent *a)
         close(a->gfd);
     if (a->ufd >= 0)
         close(a->ufd);
-    if (a->cfd >= 0)
-        close(a->cfd);
+    if (a->check.loop)
+        check_cancel(&a->check);
     agent_metrics_free(a->am);
     key_ring_done(&a->kr);
     free(a->replies);

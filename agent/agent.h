@@ -29,7 +29,9 @@ struct agent_cfg {
     long long jitter_ms;
     long long ttl;
     long long max_pending;
-    double check_interval; /* seconds between service checks */
+    double check_interval; /* seconds between service checks, and their timeout */
+    int check;             /* enum check_kind: tcp or http */
+    char *check_path;      /* http: the path asked for */
     long long fall;        /* failed checks in a row that make the service down */
     long long rise;        /* good checks in a row that make it up again */
     double max_skew;       /* seconds a request's timestamp may be off */

@@ -9,6 +9,7 @@
 
 #include "agent.h"
 #include "cfg.h"
+#include "check.h"
 #include "log.h"
 #include "opts.h"
 
@@ -25,7 +26,11 @@ static const struct cfg_opt agent_opts[] = {
     {"max-pending", CFG_INT, O(max_pending), 1, 4096, "64", NULL, "N",
      "replies waiting for their delay at most"},
     {"check-interval", CFG_DOUBLE, O(check_interval), 0.05, 3600, "1", NULL, "SEC",
-     "seconds between TCP checks of the service (also their timeout)"},
+     "seconds between checks of the service (also their timeout)"},
+    {"check", CFG_ENUM, O(check), 0, 0, "tcp", check_kind_names, "KIND",
+     "tcp: connect to the service; http: GET --check-path, up on 2xx"},
+    {"check-path", CFG_STR, O(check_path), 0, CHECK_PATH_MAX, "/_fulcrum/stats", NULL, "PATH",
+     "what the http check asks for"},
     {"fall", CFG_INT, O(fall), 1, 100, "3", NULL, "N",
      "failed checks in a row before the service is reported down"},
     {"rise", CFG_INT, O(rise), 1, 100, "2", NULL, "N",

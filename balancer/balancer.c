@@ -5,10 +5,16 @@
  * the workers own the listeners and the connections. A stop (SIGTERM or
  * SIGINT) closes the listeners at once, lets open connections finish for
  * up to --grace seconds, then cuts the rest.
+ * With agents and no static node, the workers listen from the start but
+ * accept only once the monitor has put a node in rotation, or closed its
+ * first round with none: a balancer (re)started under load, or taking over
+ * a port from another (SO_REUSEPORT), keeps its first clients waiting in
+ * the accept queue for the agents' first answers instead of closing them.
  */
 #include "lb.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +51,7 @@ struct lb_main {
     ev_tstamp stop_deadline;
     struct sockaddr_in admin_sa;
     unsigned last_in, last_total; /* rotation size at the last round, for the log */
+    bool held;                    /* workers wait for a node before accepting */
     bool said_closed;             /* "listeners closed" logged */
     int status;
 };
@@ -61,9 +68,10 @@ static unsigned lb_in_rotation(const struct lb_main *lm, unsigned *total)
     return in;
 }
 
-static void lb_on_round(struct mon *m, uint64_t round, void *arg)
+/* Takes the monitor's table over. closed: a round ended (else a node
+ * joined or left within one). */
+static void lb_sync(struct lb_main *lm, struct mon *m, uint64_t round, bool closed)
 {
-    struct lb_main *lm = arg;
     size_t n = mon_snapshot(m, lm->rows, LB_NODES_MAX);
     unsigned in, total;
 
@@ -73,6 +81,22 @@ static void lb_on_round(struct mon *m, uint64_t round, void *arg)
         log_info("round %llu: %u of %u nodes in rotation", (unsigned long long)round, in, total);
     lm->last_in = in;
     lm->last_total = total;
+    if (lm->held && (in > 0 || closed)) {
+        lm->held = false;
+        for (unsigned i = 0; i < lm->nworkers; i++)
+            lb_worker_open(&lm->workers[i]);
+        log_info("accepting clients (rotation: %u of %u)", in, total);
+    }
+}
+
+static void lb_on_round(struct mon *m, uint64_t round, void *arg)
+{
+    lb_sync(arg, m, round, true);
+}
+
+static void lb_on_change(struct mon *m, uint64_t round, void *arg)
+{
+    lb_sync(arg, m, round, false);
 }
 
 static void lb_refresh_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -178,13 +202,17 @@ static void lb_sig_hup(struct ev_loop *loop, ev_signal *w, int revents)
 
 /* Raises the fd limit to its hard maximum and keeps maxconn within it: two
  * sockets per connection, plus listeners and a margin. Pipes get what is
- * left; a connection that cannot have one moves its bytes with read/write. */
+ * left, two descriptors each, and no more: a pipe past that budget would
+ * take the descriptor an accept needs, and a worker out of descriptors can
+ * neither serve nor cleanly refuse the clients in its accept queue. A
+ * direction that cannot have a pipe moves its bytes with read/write. */
 static void lb_fd_budget(struct lb_main *lm)
 {
     struct rlimit rl;
-    long long avail;
+    long long avail, left;
     unsigned fit;
 
+    lm->sh.pipes_max = UINT_MAX;
     if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
         return;
     if (rl.rlim_cur < rl.rlim_max) {
@@ -200,6 +228,8 @@ static void lb_fd_budget(struct lb_main *lm)
                  lm->sh.maxconn, (unsigned long long)rl.rlim_cur, fit);
         lm->sh.maxconn = fit;
     }
+    left = (avail - 2 * (long long)lm->sh.maxconn) / 2;
+    lm->sh.pipes_max = left <= 0 ? 0 : left >= UINT_MAX ? UINT_MAX : (unsigned)left;
 }
 
 static int lb_setup_shared(struct lb_main *lm, char *err, size_t errlen)
@@ -266,7 +296,7 @@ static int lb_setup_monitor(struct lb_main *lm, char *err, size_t errlen)
     mc.table.miss_down = (unsigned)c->miss_down;
     mc.table.max_nodes = LB_NODES_MAX;
     mc.on_round = lb_on_round;
-    mc.on_change = lb_on_round; /* a node that says hello takes traffic at once */
+    mc.on_change = lb_on_change; /* a node that says hello takes traffic at once */
     mc.arg = lm;
     lm->mon = mon_new(lm->loop, &mc, err, errlen);
     if (!lm->mon)
@@ -351,8 +381,9 @@ static int lb_start_workers(struct lb_main *lm, const int *fds)
     size_t nl = lm->cfg->listen.n;
 
     lm->workers = xcalloc(lm->nworkers, sizeof(*lm->workers));
+    lm->held = lm->mon && lm->cfg->nodes.n == 0;
     for (unsigned w = 0; w < lm->nworkers; w++) {
-        int r = lb_worker_start(&lm->workers[w], &lm->sh, w, fds + w * nl, (unsigned)nl);
+        int r = lb_worker_start(&lm->workers[w], &lm->sh, w, fds + w * nl, (unsigned)nl, lm->held);
 
         if (r) {
             log_err("worker %u: %s", w, strerror(-r));

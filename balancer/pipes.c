@@ -8,13 +8,15 @@
 
 #include "xalloc.h"
 
-void lb_pipes_init(struct lb_pipe_pool *pp, unsigned cap, unsigned size, _Atomic unsigned *gauge)
+void lb_pipes_init(struct lb_pipe_pool *pp, unsigned cap, unsigned size, _Atomic unsigned *gauge,
+                   unsigned max_total)
 {
     pp->free = xcalloc(cap ? cap : 1, sizeof(*pp->free));
     pp->nfree = 0;
     pp->cap = cap;
     pp->size = size;
     pp->in_use_total = gauge;
+    pp->max_total = max_total;
 }
 
 void lb_pipes_done(struct lb_pipe_pool *pp)
@@ -33,8 +35,17 @@ int lb_pipe_get(struct lb_pipe_pool *pp, struct lb_pipe *out)
         *out = pp->free[--pp->nfree];
         return 0;
     }
-    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) == -1)
-        return -errno;
+    /* Take a place under the budget first: workers race for it. */
+    if (atomic_fetch_add_explicit(pp->in_use_total, 1, memory_order_relaxed) >= pp->max_total) {
+        atomic_fetch_sub_explicit(pp->in_use_total, 1, memory_order_relaxed);
+        return -EMFILE;
+    }
+    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) == -1) {
+        int r = -errno;
+
+        atomic_fetch_sub_explicit(pp->in_use_total, 1, memory_order_relaxed);
+        return r;
+    }
     /* A bigger pipe moves more per splice; failure keeps the default. */
     if (pp->size)
         (void)fcntl(fds[0], F_SETPIPE_SZ, (int)pp->size);
@@ -42,7 +53,6 @@ int lb_pipe_get(struct lb_pipe_pool *pp, struct lb_pipe *out)
     out->rfd = fds[0];
     out->wfd = fds[1];
     out->cap = sz > 0 ? (unsigned)sz : 65536;
-    atomic_fetch_add_explicit(pp->in_use_total, 1, memory_order_relaxed);
     return 0;
 }
 

@@ -22,9 +22,13 @@ struct lb_pipe_pool {
     unsigned cap;                   /* pipes kept for reuse at most */
     unsigned size;                  /* F_SETPIPE_SZ; 0 = kernel default (64 KiB) */
     _Atomic unsigned *in_use_total; /* shared gauge of pipes open, all workers */
+    unsigned max_total;             /* pipes open at most, all workers (the fd budget) */
 };
 
-void lb_pipes_init(struct lb_pipe_pool *pp, unsigned cap, unsigned size, _Atomic unsigned *gauge);
+/* max_total caps the shared gauge: past it lb_pipe_get says EMFILE without
+ * trying, so pipes never take the descriptors the connections need. */
+void lb_pipes_init(struct lb_pipe_pool *pp, unsigned cap, unsigned size, _Atomic unsigned *gauge,
+                   unsigned max_total);
 /* Closes every pooled pipe. Pipes held by connections are theirs to put. */
 void lb_pipes_done(struct lb_pipe_pool *pp);
 

@@ -11,6 +11,9 @@
  * readable. --maxconn is enforced the same way: accepted, closed, counted.
  * A stop takes in what waits in the accept queue before closing the
  * listeners, so no client that completed its handshake is reset.
+ * A held worker listens without accepting until the main thread opens it
+ * (it knows a node): a client that arrives first waits in the accept queue
+ * rather than being closed for want of a node.
  */
 #include "worker.h"
 
@@ -53,7 +56,7 @@ static void lb_resume_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
     if (w->reserve_fd < 0)
         w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    for (unsigned i = 0; w->accepting && i < w->nlisten; i++)
+    for (unsigned i = 0; w->accepting && !w->held && i < w->nlisten; i++)
         ev_io_start(loop, &w->lio[i]);
 }
 
@@ -128,6 +131,11 @@ static void lb_wake_cb(struct ev_loop *loop, ev_async *a, int revents)
     struct lb_worker *w = a->data;
     int level = atomic_load_explicit(&w->stop, memory_order_acquire);
 
+    if (w->held && atomic_load_explicit(&w->open, memory_order_acquire)) {
+        w->held = false;
+        for (unsigned i = 0; w->accepting && i < w->nlisten; i++)
+            ev_io_start(loop, &w->lio[i]);
+    }
     if (level >= 1 && w->accepting) {
         /* Take in whoever already completed a handshake, then close. */
         for (unsigned i = 0; i < w->nlisten; i++)
@@ -137,7 +145,7 @@ static void lb_wake_cb(struct ev_loop *loop, ev_async *a, int revents)
     }
     if (level >= 2)
         lb_conn_close_all(w);
-    if (w->nconns == 0)
+    if (level >= 1 && w->nconns == 0)
         ev_break(loop, EVBREAK_ONE);
 }
 
@@ -153,7 +161,7 @@ static void *lb_worker_main(void *arg)
 }
 
 int lb_worker_start(struct lb_worker *w, struct lb_shared *sh, unsigned id, const int *lfds,
-                    unsigned nlisten)
+                    unsigned nlisten, bool hold)
 {
     uint64_t seed = clock_mono_us() ^ ((uint64_t)id << 32) ^ (uint64_t)getpid();
     int r;
@@ -167,13 +175,15 @@ int lb_worker_start(struct lb_worker *w, struct lb_shared *sh, unsigned id, cons
     w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     lb_picker_init(&w->picker, sh->policy, (unsigned)sh->cfg->panic, seed);
     lb_pipes_init(&w->pipes, (unsigned)sh->cfg->pipes_per_worker, (unsigned)sh->cfg->pipe_size,
-                  &sh->ctr.pipes);
+                  &sh->ctr.pipes, sh->pipes_max);
     for (unsigned i = 0; i < nlisten; i++) {
         w->lfd[i] = lfds[i];
         ev_io_init(&w->lio[i], lb_accept_cb, lfds[i], EV_READ);
         w->lio[i].data = w;
-        ev_io_start(w->loop, &w->lio[i]);
+        if (!hold)
+            ev_io_start(w->loop, &w->lio[i]);
     }
+    w->held = hold;
     w->nlisten = nlisten;
     w->accepting = true;
     ev_timer_init(&w->resume, lb_resume_cb, LB_ACCEPT_PAUSE, 0.);
@@ -183,6 +193,12 @@ int lb_worker_start(struct lb_worker *w, struct lb_shared *sh, unsigned id, cons
     ev_async_start(w->loop, &w->wake);
     r = pthread_create(&w->thread, NULL, lb_worker_main, w);
     return -r;
+}
+
+void lb_worker_open(struct lb_worker *w)
+{
+    atomic_store_explicit(&w->open, true, memory_order_release);
+    ev_async_send(w->loop, &w->wake);
 }
 
 void lb_worker_stop(struct lb_worker *w, int level)

@@ -29,6 +29,7 @@ struct lb_shared {
     struct lb_nodes *nodes;
     struct lb_counters ctr;
     unsigned maxconn;
+    unsigned pipes_max; /* splice pipes open at most: the descriptors maxconn leaves */
     double timeout_connect, timeout_client, timeout_server;
     unsigned retries, max_fails;
     uint64_t eject_ms;
@@ -44,8 +45,10 @@ struct lb_worker {
     int lfd[LB_LISTEN_MAX];
     ev_io lio[LB_LISTEN_MAX];
     unsigned nlisten;
-    ev_async wake;    /* the main thread asks to stop */
-    _Atomic int stop; /* 1: stop accepting and drain; 2: close everything */
+    ev_async wake;     /* the main thread asks to stop, or to start accepting */
+    _Atomic int stop;  /* 1: stop accepting and drain; 2: close everything */
+    _Atomic bool open; /* the main thread lets a held worker accept */
+    bool held;         /* listening, but not accepting yet (see lb_worker_start) */
     bool accepting;
     ev_timer resume;               /* restarts accepting after a pause (out of fds) */
     _Atomic bool listeners_closed; /* a stop took in the accept queue and closed them */
@@ -59,9 +62,13 @@ struct lb_worker {
     char scratch[LB_SCRATCH];
 };
 
-/* Starts the worker thread on listener fds (taken over). Returns 0/-errno. */
+/* Starts the worker thread on listener fds (taken over). With hold, it
+ * does not accept until lb_worker_open(): clients wait in the kernel's
+ * accept queue meanwhile. Returns 0/-errno. */
 int lb_worker_start(struct lb_worker *w, struct lb_shared *sh, unsigned id, const int *lfds,
-                    unsigned nlisten);
+                    unsigned nlisten, bool hold);
+/* Lets a held worker accept (main thread; idempotent). */
+void lb_worker_open(struct lb_worker *w);
 /* Asks the worker to stop: level 1 drains, level 2 closes everything. */
 void lb_worker_stop(struct lb_worker *w, int level);
 void lb_worker_join(struct lb_worker *w);
