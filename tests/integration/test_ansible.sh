@@ -5,7 +5,7 @@
 # (286xx) and their install roots under a temporary directory. The cache
 # nodes get the binaries this build made; lb-1 builds its own from the
 # source tree (fulcrum_install=source). systemd is not PID 1 here, so the
-# daemons run under fulcrumctl. Then it checks:
+# daemons run under fulcrum-service. Then it checks:
 #   - --syntax-check, and --check --diff on the new hosts
 #   - the balancer's /status.json lists the three agents, up
 #   - HTTP through the balancer is served by the cache nodes (X-Cache),
@@ -78,11 +78,11 @@ cleanup() {
     fi
     for h in "${hosts[@]}"; do
         for svc in agent cache balancer; do
-            [ -x "$T/$h/usr/local/sbin/fulcrumctl" ] &&
-                FULCRUMCTL_STOP_TIMEOUT=10 "$T/$h/usr/local/sbin/fulcrumctl" stop "$svc" >/dev/null
+            [ -x "$T/$h/usr/local/sbin/fulcrum-service" ] &&
+                FULCRUM_SERVICE_STOP_TIMEOUT=10 "$T/$h/usr/local/sbin/fulcrum-service" stop "$svc" >/dev/null
         done
     done
-    for pf in "$T"/*/run/fulcrum/*.pid; do # anything fulcrumctl could not stop
+    for pf in "$T"/*/run/fulcrum/*.pid; do # anything fulcrum-service could not stop
         [ -f "$pf" ] || continue
         pid=$(cat "$pf")
         [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
