@@ -78,7 +78,8 @@ static void lb_sync(struct lb_main *lm, struct mon *m, uint64_t round, bool clos
     lb_nodes_sync(lm->sh.nodes, lm->rows, n, clock_mono_ms());
     in = lb_in_rotation(lm, &total);
     if (in != lm->last_in || total != lm->last_total)
-        log_info("round %llu: %u of %u nodes in rotation", (unsigned long long)round, in, total);
+        log_info("%s %llu: %u of %u nodes in rotation", closed ? "round" : "during round",
+                 (unsigned long long)round, in, total);
     lm->last_in = in;
     lm->last_total = total;
     if (lm->held && (in > 0 || closed)) {

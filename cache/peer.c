@@ -445,23 +445,22 @@ static int on_frame(const struct rframe_frame *f, void *arg)
 
 /* ---- connection life ------------------------------------------------- */
 
-static void on_read(struct ev_loop *loop, ev_io *w, int revents)
+/* One recv and the frames in it. Returns 1 when bytes were taken in, 0 when
+ * there was nothing to read, -1 when c was closed (and freed). */
+static int conn_read(struct peer_conn *c)
 {
-    struct peer_conn *c = container_of(w, struct peer_conn, rd);
     struct peer_set *ps = c->ps;
     ssize_t n;
     int r;
 
-    (void)loop;
-    (void)revents;
     n = recv(c->fd, ps->rbuf, sizeof(ps->rbuf), 0);
     if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-        return;
+        return 0;
     if (n <= 0) {
         if (n == 0 && rframe_finish(c->dec) == -EPIPE)
             ps->ctr.rejected[RFRAME_R_TRUNCATED]++;
         conn_close(c);
-        return;
+        return -1;
     }
     r = rframe_feed(c->dec, ps->rbuf, (size_t)n, on_frame, c);
     if (r < 0) {
@@ -472,10 +471,20 @@ static void on_read(struct ev_loop *loop, ev_io *w, int revents)
                      rframe_reason_name(why));
         }
         conn_close(c);
-        return;
+        return -1;
     }
-    if (conn_flush(c) < 0)
+    if (conn_flush(c) < 0) {
         conn_close(c);
+        return -1;
+    }
+    return 1;
+}
+
+static void on_read(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    (void)conn_read(container_of(w, struct peer_conn, rd));
 }
 
 static void send_hello(struct peer_conn *c)
@@ -505,12 +514,28 @@ static void on_write(struct ev_loop *loop, ev_io *w, int revents)
         conn_close(c);
 }
 
+static bool conn_stale(const struct peer_conn *c, struct ev_loop *loop)
+{
+    return ev_now(loop) - c->last_rx > c->ps->cfg.dead_ms / 1000.0;
+}
+
 static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct peer_conn *c = container_of(w, struct peer_conn, tick);
 
     (void)revents;
-    if (ev_now(loop) - c->last_rx > c->ps->cfg.dead_ms / 1000.0) {
+    /* A process resumed after a long stall (SIGSTOP, swap) gets its timers
+     * before its reads (epoll_wait returns EINTR on SIGCONT): take in what
+     * the peer sent meanwhile before judging it silent. */
+    while (c->state != CONN_CONNECTING && ev_is_active(&c->rd) && conn_stale(c, loop)) {
+        int r = conn_read(c);
+
+        if (r < 0)
+            return;
+        if (r == 0)
+            break;
+    }
+    if (conn_stale(c, loop)) {
         if (c->state == CONN_CONNECTING)
             c->ps->ctr.connect_failures++;
         else

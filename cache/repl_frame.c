@@ -31,6 +31,7 @@ struct rframe_decoder {
     enum rframe_reason reason; /* RFRAME_R_NONE while healthy */
     int err;                   /* the -errno returned since the failure */
     size_t have;               /* bytes in buf */
+    size_t high;               /* most bytes buf ever held: what free wipes */
     size_t need;               /* whole frame length once the header is in, else 0 */
     uint8_t *buf;              /* RFRAME_FRAME_MAX bytes */
 };
@@ -211,7 +212,7 @@ void rframe_decoder_free(struct rframe_decoder *dec)
 {
     if (!dec)
         return;
-    sodium_memzero(dec->buf, RFRAME_FRAME_MAX);
+    sodium_memzero(dec->buf, dec->high); /* past it, buf never held a byte */
     free(dec->buf);
     sodium_memzero(dec, sizeof(*dec));
     free(dec);
@@ -334,6 +335,8 @@ int rframe_feed(struct rframe_decoder *dec, const void *buf, size_t len, rframe_
         take = want - dec->have < len ? want - dec->have : len;
         memcpy(dec->buf + dec->have, p, take);
         dec->have += take;
+        if (dec->have > dec->high)
+            dec->high = dec->have;
         p += take;
         len -= take;
         if (dec->have < want)

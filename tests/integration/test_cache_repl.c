@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "cache_rig.h"
+#include "clock.h"
 #include "key.h"
 #include "repl_frame.h"
 
@@ -450,11 +451,12 @@ Test(repl, stalled_peer_is_dropped_and_clients_and_other_peers_go_on)
 Test(repl, stopped_peer_is_dropped_then_resyncs)
 {
     char path[64];
-    uint64_t drops, dead;
+    uint64_t drops, dead, stopped_at;
 
     start_nodes(false);
     expect_stat(&a, "peers_ready", 1);
     h_signal(&b.p, SIGSTOP);
+    stopped_at = clock_mono_ms();
     fetch_all(&a, "/big/s", N_BIG);
     cr_assert_eq(rig_origin_requests(&o), N_BIG);
     /* B is dropped: at the queue cap, or by the dead timer (3 s without a
@@ -467,6 +469,11 @@ Test(repl, stopped_peer_is_dropped_then_resyncs)
                  (unsigned long long)dead);
     cr_assert_eq(rig_stat(a.port, "peer_rejected"), 0);
     cr_log_info("stopped peer: %s", drops ? "dropped at the queue cap" : "dead timer");
+    /* B stays stopped past its own dead interval: on resuming, it must read
+     * what A sent (heartbeats, then A's close) before its tick looks at the
+     * time of the last frame, so it does not call A dead */
+    while (clock_mono_ms() - stopped_at < 3000 + 500)
+        usleep(50 * 1000);
     h_signal(&b.p, SIGCONT);
     /* B reconnects (5 s) and syncs a second time */
     cr_assert_eq(rig_wait_stat(b.port, "peer_syncs", 2, 3 * RIG_WAIT_MS), 2, "B did not resync");
@@ -475,6 +482,7 @@ Test(repl, stopped_peer_is_dropped_then_resyncs)
         cr_assert(rig_is_hit(b.port, "nb", path), "%s is no HIT on nb", path);
     }
     cr_assert_eq(rig_origin_requests(&o), N_BIG, "B fetched from the origin");
+    cr_assert_eq(rig_stat(b.port, "peer_dead"), 0, "B called A dead on resuming");
     stop_nodes();
 }
 
