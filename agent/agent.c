@@ -108,6 +108,7 @@ static void agent_fill_metrics(struct agent *a, struct proto_metrics *m)
     m->uptime = (double)(now - a->start_ms) / 1000.0;
     m->service_up = a->service_up;
     m->cgroup = a->sample.cgroup;
+    m->cpu_milli = a->sample.cpu_milli;
 }
 
 static void agent_send(struct agent *a, int fd, const struct sockaddr_in *to,

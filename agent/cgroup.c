@@ -18,6 +18,7 @@
 #include "cgroup.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -541,6 +542,24 @@ int cg_read_limits(const struct cg_paths *p, struct cg_limits *out)
     if (rc < 0)
         memset(out, 0, sizeof(*out));
     return rc;
+}
+
+uint32_t cg_cpu_milli(const struct cg_limits *l, long online_cpus)
+{
+    double cores = online_cpus > 0 ? (double)online_cpus : 0.0;
+    double milli;
+
+    if (l != NULL && l->has_cpu_quota && isfinite(l->cpu_cores) && l->cpu_cores > 0.0 &&
+        (cores == 0.0 || l->cpu_cores < cores))
+        cores = l->cpu_cores;
+    if (cores == 0.0)
+        return 0;
+    milli = round(cores * 1000.0);
+    if (milli < 1.0)
+        return 1;
+    if (milli > (double)CG_CPU_MILLI_MAX)
+        return CG_CPU_MILLI_MAX;
+    return (uint32_t)milli;
 }
 
 int cg_read_cpu_usage_ns(const struct cg_paths *p, uint64_t *out)

@@ -56,6 +56,18 @@ int cg_from_dir(const char *dir, struct cg_paths *out);
  * *out says "no limit" on error. */
 int cg_read_limits(const struct cg_paths *p, struct cg_limits *out);
 
+/* Largest capacity cg_cpu_milli reports: 16384 CPUs. */
+#define CG_CPU_MILLI_MAX (UINT32_C(1) << 24)
+
+/* The CPUs a process under these limits may use, in thousandths of a CPU:
+ * the quota (quota / period) when there is one, at most the online CPUs;
+ * else the online CPUs. Rounded to the nearest milli-CPU, at least 1 and at
+ * most CG_CPU_MILLI_MAX. online_cpus <= 0 means "not known": then only a
+ * quota gives a figure. Returns 0 when nothing is known (no quota and no
+ * online count), and ignores a quota that is not a positive finite number
+ * as cg_read_limits never produces one. l may be NULL (no cgroup). */
+uint32_t cg_cpu_milli(const struct cg_limits *l, long online_cpus);
+
 /* CPU time used by the cgroup so far, in nanoseconds (v1 cpuacct.usage; v2
  * cpu.stat usage_usec * 1000). Returns 0 or -errno. */
 int cg_read_cpu_usage_ns(const struct cg_paths *p, uint64_t *out);

@@ -71,7 +71,8 @@ static void check_end_errno(struct check *ck, int err)
     check_end(ck, false, strerror(err));
 }
 
-/* 0: no complete status line yet; 1: 2xx; -1: anything else (why filled). */
+/* 0: no complete status line yet; 1: 2xx; -1: anything else. why is filled
+ * whenever the result is not 0. */
 static int check_status(const struct check *ck, char *why, size_t whylen)
 {
     const char *nl = memchr(ck->resp, '\n', ck->got);
@@ -86,10 +87,8 @@ static int check_status(const struct check *ck, char *why, size_t whylen)
         return -1;
     }
     code = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
-    if (code >= 200 && code < 300)
-        return 1;
     snprintf(why, whylen, "HTTP %d", code);
-    return -1;
+    return code >= 200 && code < 300 ? 1 : -1;
 }
 
 static void check_read(struct check *ck)

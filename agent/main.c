@@ -11,7 +11,9 @@
 #include "cfg.h"
 #include "check.h"
 #include "log.h"
+#include "net.h"
 #include "opts.h"
+#include "proto.h"
 
 #define O(f) offsetof(struct agent_cfg, f)
 static const struct cfg_opt agent_opts[] = {
@@ -44,13 +46,48 @@ static const struct cfg_opt agent_opts[] = {
 };
 #undef O
 
+/* --check-config: what agent_new() would refuse, short of opening sockets. */
+static void agent_check_hook(const void *obj, struct cfg_check *chk)
+{
+    const struct agent_cfg *c = obj;
+    struct sockaddr_in sa;
+    char err[256];
+
+    if (cfg_check_required(chk, "name", c->name) && !proto_name_valid(c->name))
+        cfg_check_fail(chk, "name", 0, "'%s': use 1..%d of A-Z a-z 0-9 . _ -", c->name,
+                       PROTO_NAME_MAX);
+    if (cfg_check_required(chk, "service", c->service) &&
+        cfg_check_hostport(chk, "service", c->service, false) &&
+        !net_parse_hostport(c->service, false, &sa, err, sizeof(err)) &&
+        sa.sin_addr.s_addr == htonl(INADDR_ANY))
+        cfg_check_fail(chk, "service", 0, "%s: give the address clients reach it on", c->service);
+    cfg_check_hostport(chk, "listen", c->listen, true);
+    cfg_check_hostport(chk, "group", c->group, false);
+    cfg_check_ip(chk, "mcast-if", c->mcast_if);
+    if (c->check_path[0] != '/')
+        cfg_check_fail(chk, "check-path", 0, "'%s' does not start with /", c->check_path);
+    if (strcmp(c->cgroup, "auto") && strcmp(c->cgroup, "off") && c->cgroup[0] != '/')
+        cfg_check_fail(chk, "cgroup", 0, "'%s' is not auto, off or an absolute directory",
+                       c->cgroup);
+    else if (c->cgroup[0] == '/')
+        cfg_check_dir(chk, "cgroup", c->cgroup);
+    if (cfg_check_required(chk, "key", c->key))
+        cfg_check_key_file(chk, "key", c->key);
+    cfg_check_key_file(chk, "key-next", c->key_next);
+    cfg_check_log_file(chk, "log-file", c->log_file);
+}
+
 static const struct cfg_prog agent_prog = {
     .name = "fulcrum-agent",
     .summary = "Answers the Fulcrum monitor's probes with this host's free RAM, CPU idle,\n"
                "load and the state of its cache node, signed with the cluster key.\n"
-               "Signals: TERM/INT send bye and exit, HUP reopens the log, USR1 logs counters.",
+               "Signals: TERM/INT send bye and exit, HUP reopens the log, USR1 logs counters.\n"
+               "Exit status: 0 stopped by a signal (or --help, --version, --check-config\n"
+               "OK); 1 start-up error (key, addresses, sockets, cgroup); 2 bad options or\n"
+               "configuration file.",
     .version = "0.1.0",
     .opts = agent_opts,
+    .check = agent_check_hook,
 };
 
 static void agent_syserr(const char *msg)

@@ -14,6 +14,10 @@
  *   the caller's now_ms (CLOCK_MONOTONIC ms), so tests control it; _new
  *   takes the first baseline from CLOCK_MONOTONIC. A clock that goes back or
  *   a counter that resets starts a new interval and repeats the last value.
+ * - Capacity (cpu_milli) is what the CPU idle share is a share of: the
+ *   quota when there is one, else the CPUs online now (sysconf, read at
+ *   every sample so hotplug shows). The monitor multiplies the two, so a
+ *   node with a fifth of the CPU weighs a fifth when both are idle.
  */
 #include "metrics.h"
 
@@ -29,6 +33,10 @@
 #include <unistd.h>
 
 #include <statgrab.h>
+
+#include "proto-t.h"
+
+_Static_assert(CG_CPU_MILLI_MAX <= PROTO_MAX_CPU_MILLI, "a capacity the decoder would refuse");
 
 #define MIB (1024.0 * 1024.0)
 
@@ -287,6 +295,7 @@ int agent_metrics_sample(struct agent_metrics *am, uint64_t now_ms, struct agent
         return sg_errno();
     s.load1 = isnan(load->min1) || load->min1 < 0.0 ? 0.0 : load->min1;
     s.cgroup = am->limits.has_cpu_quota || am->limits.has_mem_limit;
+    s.cpu_milli = cg_cpu_milli(&am->limits, sysconf(_SC_NPROCESSORS_ONLN));
     *out = s;
     return 0;
 }

@@ -25,7 +25,9 @@ struct agent_sample {
     double ram_total; /* bytes */
     double cpu_idle;  /* percent 0..100 */
     double load1;
-    bool cgroup; /* cpu_idle or ram are against cgroup limits */
+    bool cgroup;        /* cpu_idle or ram are against cgroup limits */
+    uint32_t cpu_milli; /* CPUs usable, x1000: the cgroup quota, else the online
+                         * CPUs (cg_cpu_milli); 0 if neither is known */
 };
 
 /* Opaque: libstatgrab state and the cgroup limits found at start. */

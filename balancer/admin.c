@@ -38,13 +38,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "admin_api.h"
+#include "admin_auth.h"
 #include "admin_metrics.h"
 #include "admin_view.h"
 #include "clock.h"
+#include "history.h"
 #include "log.h"
 #include "net.h"
 #include "xalloc.h"
@@ -56,7 +60,6 @@
 #define ADMIN_IDLE_S       5.0   /* default idle timeout */
 #define ADMIN_PAUSE_S      0.5   /* accept paused this long after EMFILE */
 #define ADMIN_LINGER_MAX   65536 /* bytes discarded after the response */
-#define ADMIN_NAME_MAX     63    /* a node name in a URL */
 #define ADMIN_HEAD_MAX     512
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
@@ -82,7 +85,15 @@ struct admin_conn {
     char peer[NET_ADDRSTRLEN];
     size_t url_off, url_len; /* the URL within req */
     bool url_seen, headers_done, complete;
-    bool head_only;  /* HEAD: headers without the body */
+    bool head_only; /* HEAD: headers without the body */
+    bool peer_loopback;
+    /* Authorization header and body within req (admin_auth.h, admin_api.h) */
+    size_t hdr_off, hdr_len; /* the header field being parsed */
+    bool in_value, value_is_auth;
+    unsigned nauth;            /* Authorization headers seen */
+    size_t auth_off, auth_len; /* the first one's value */
+    size_t body_off, body_len;
+    bool body_split; /* chunked: the body is not one piece of req */
     ev_tstamp start; /* accepted: the request is due by start + 2 idle periods */
     size_t req_len;
     size_t lingered; /* bytes discarded in ADMIN_LINGER */
@@ -103,6 +114,7 @@ struct lb_admin {
     struct admin_conn *conns;
     unsigned nconns;
     uint64_t refused; /* connections over ADMIN_CONNS_MAX, closed at once */
+    struct admin_auth auth;
     struct log_rl rl_accept;
 };
 
@@ -139,6 +151,8 @@ static const char *http_reason(int code)
         return "OK";
     case 400:
         return "Bad Request";
+    case 401:
+        return "Unauthorized";
     case 404:
         return "Not Found";
     case 405:
@@ -175,10 +189,11 @@ static void conn_respond(struct admin_conn *c, int code, const char *ctype, cons
     if (c->head_only)
         c->body.len = 0; /* Content-Length stays the one GET would send */
     n = snprintf(c->head, sizeof(c->head),
-                 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s%s"
+                 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s%s%s"
                  "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
                  code, http_reason(code), ctype, clen, allow ? "Allow: " : "", allow ? allow : "",
-                 allow ? "\r\n" : "");
+                 allow ? "\r\n" : "",
+                 code == 401 ? "WWW-Authenticate: Bearer realm=\"fulcrum-admin\"\r\n" : "");
     c->head_len = n > 0 && (size_t)n < sizeof(c->head) ? (size_t)n : 0;
     c->sent = 0;
     c->state = ADMIN_WRITE;
@@ -196,40 +211,15 @@ static void conn_error(struct admin_conn *c, int code, const char *allow, const 
 
 /* ---- POST /nodes/NAME/drain|undrain ---- */
 
-/* Node names in URLs: agent names ([A-Za-z0-9._-]) and static "HOST:PORT". */
-static bool admin_name_valid(const char *s, size_t n)
-{
-    if (n == 0 || n > ADMIN_NAME_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '.' || ch == '_' || ch == ':' || ch == '-'))
-            return false;
-    }
-    return true;
-}
-
 static void do_drain(struct admin_conn *c, const char *name, bool drain)
 {
-    const struct lb_admin_ctx *ctx = &c->a->ctx;
-    int r = lb_nodes_set_drain(ctx->nodes, name, drain, clock_mono_ms());
-    int rm = -ENOENT;
+    int r = admin_api_set_drain(&c->a->ctx, name, drain);
 
-    /* A node the monitor knows but the registry has not synced yet is
-     * drained in the monitor: the next round carries the flag over. */
-    if (ctx->mon) {
-        rm = mon_set_drain(ctx->mon, name, drain);
-        if (rm < 0 && rm != -ENOENT)
-            log_warn("admin: monitor refused to %s %s: %s", drain ? "drain" : "undrain", name,
-                     strerror(-rm));
-    }
-    if (r == -ENOENT && rm == -ENOENT) {
+    if (r == -ENOENT) {
         conn_error(c, 404, NULL, "unknown node");
         return;
     }
-    if (r < 0 && r != -ENOENT) {
+    if (r < 0) {
         log_warn("admin: %s %s: %s", drain ? "drain" : "undrain", name, strerror(-r));
         conn_error(c, 500, NULL, "drain failed");
         return;
@@ -281,8 +271,53 @@ static const struct {
     {"/", admin_view_html, "text/html; charset=utf-8"},
     {"/status", admin_view_status_text, "text/plain; charset=utf-8"},
     {"/status.json", admin_view_status_json, "application/json"},
-    {"/metrics", admin_metrics_prometheus, "text/plain; version=0.0.4; charset=utf-8"},
+    {"/metrics", admin_api_metrics, "text/plain; version=0.0.4; charset=utf-8"},
+    {"/history.json", lb_history_page, "application/json"},
 };
+
+/* The token check (admin_auth.h): false when refused (and answered 401). */
+static bool conn_authorized(struct admin_conn *c, unsigned method)
+{
+    bool write = method != HTTP_GET && method != HTTP_HEAD;
+    enum admin_auth_verdict v =
+        admin_auth_check(&c->a->auth, write, c->peer_loopback,
+                         c->nauth ? c->req + c->auth_off : NULL, c->auth_len, c->nauth);
+
+    if (v == ADMIN_AUTH_OK)
+        return true;
+    log_info("admin: %s %s from %s refused: token %s", http_method_str(method),
+             write ? "write" : "read", c->peer, admin_auth_verdict_name(v));
+    conn_error(c, 401, NULL,
+               v == ADMIN_AUTH_BAD ? "bad admin token" : "admin token required (Bearer)");
+    return false;
+}
+
+/* /api/...: true when the runtime API answered (admin_api.h). */
+static bool conn_api(struct admin_conn *c, const struct http_parser_url *u, const char *p,
+                     size_t plen)
+{
+    struct admin_api_req rq = {
+        .method = c->parser.method, .path = p, .path_len = plen, .peer = c->peer};
+    const char *allow = NULL;
+    int code;
+
+    if (u->field_set & (1u << UF_QUERY)) {
+        rq.query = c->req + c->url_off + u->field_data[UF_QUERY].off;
+        rq.query_len = u->field_data[UF_QUERY].len;
+    }
+    if (c->body_len && !c->body_split) {
+        rq.body = c->req + c->body_off;
+        rq.body_len = c->body_len;
+    }
+    c->head_only = rq.method == HTTP_HEAD;
+    code = admin_api_handle(&c->a->ctx, c->a->refused, &rq, &c->body, &allow);
+    if (code == 0)
+        return false;
+    if (c->body_split && code < 300)
+        log_debug("admin: %s sent a chunked body; it was ignored", c->peer);
+    conn_respond(c, code, "application/json", code == 405 ? allow : NULL);
+    return true;
+}
 
 static void conn_dispatch(struct admin_conn *c)
 {
@@ -306,6 +341,8 @@ static void conn_dispatch(struct admin_conn *c)
     p = c->req + c->url_off + u.field_data[UF_PATH].off;
     plen = u.field_data[UF_PATH].len;
     log_debug("admin: %s %.*s from %s", http_method_str(method), (int)plen, p, c->peer);
+    if (!conn_authorized(c, method) || conn_api(c, &u, p, plen))
+        return;
     for (size_t i = 0; i < sizeof(admin_pages) / sizeof(admin_pages[0]); i++) {
         const char *err = NULL;
 
@@ -329,7 +366,7 @@ static void conn_dispatch(struct admin_conn *c)
             conn_error(c, 405, "POST", "method not allowed");
             return;
         }
-        if (!admin_name_valid(nm, nlen)) {
+        if (!admin_api_name_valid(nm, nlen)) {
             conn_error(c, 400, NULL, "bad node name");
             return;
         }
@@ -356,6 +393,51 @@ static int on_url(http_parser *hp, const char *at, size_t len)
     return 0;
 }
 
+/* Header fields and values arrive in pieces, all contiguous in c->req. */
+static int on_header_field(http_parser *hp, const char *at, size_t len)
+{
+    struct admin_conn *c = hp->data;
+
+    if (c->in_value || c->hdr_len == 0 || at != c->req + c->hdr_off + c->hdr_len) {
+        c->in_value = false;
+        c->hdr_off = (size_t)(at - c->req);
+        c->hdr_len = 0;
+    }
+    c->hdr_len += len;
+    return 0;
+}
+
+static int on_header_value(http_parser *hp, const char *at, size_t len)
+{
+    struct admin_conn *c = hp->data;
+
+    if (!c->in_value) {
+        c->in_value = true;
+        c->value_is_auth =
+            c->hdr_len == 13 && !strncasecmp(c->req + c->hdr_off, "authorization", 13);
+        if (c->value_is_auth && c->nauth++ == 0)
+            c->auth_off = (size_t)(at - c->req);
+        else if (c->value_is_auth)
+            c->value_is_auth = false; /* a second one: only counted */
+    }
+    if (c->value_is_auth)
+        c->auth_len += len;
+    return 0;
+}
+
+static int on_body(http_parser *hp, const char *at, size_t len)
+{
+    struct admin_conn *c = hp->data;
+    size_t off = (size_t)(at - c->req);
+
+    if (c->body_len == 0)
+        c->body_off = off;
+    else if (off != c->body_off + c->body_len)
+        c->body_split = true;
+    c->body_len += len;
+    return 0;
+}
+
 static int on_headers_complete(http_parser *hp)
 {
     struct admin_conn *c = hp->data;
@@ -376,6 +458,9 @@ static int on_message_complete(http_parser *hp)
 
 static const http_parser_settings admin_parser_settings = {
     .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_body = on_body,
     .on_headers_complete = on_headers_complete,
     .on_message_complete = on_message_complete,
 };
@@ -511,6 +596,7 @@ static void conn_new(struct lb_admin *a, int fd, const struct sockaddr_in *peer)
     c->state = ADMIN_READ;
     c->start = ev_now(a->loop);
     net_ntop(peer, c->peer);
+    c->peer_loopback = admin_auth_is_loopback(&peer->sin_addr);
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     ev_io_init(&c->io, conn_io_cb, fd, EV_READ);
@@ -576,6 +662,9 @@ struct lb_admin *lb_admin_new(struct ev_loop *loop, const struct sockaddr_in *ad
     a->ctx = *ctx;
     a->idle_s = ctx->idle_timeout > 0 ? ctx->idle_timeout : ADMIN_IDLE_S;
     a->rl_accept = (struct log_rl)LOG_RL_INIT(5, 10000);
+    a->ctx.auth = &a->auth;
+    if (admin_auth_init(&a->auth, ctx->token_file, ctx->insecure, addr, err, errlen))
+        goto out_free;
     a->fd = net_tcp_listen(addr, false, ADMIN_BACKLOG, why, sizeof(why));
     if (a->fd < 0) {
         snprintf(err, errlen, "admin port: %s", why);
@@ -586,6 +675,7 @@ struct lb_admin *lb_admin_new(struct ev_loop *loop, const struct sockaddr_in *ad
     ev_io_start(loop, &a->lio);
     return a;
 out_free:
+    admin_auth_done(&a->auth);
     free(a);
     return NULL;
 }
@@ -604,5 +694,6 @@ void lb_admin_free(struct lb_admin *a)
     ev_io_stop(a->loop, &a->lio);
     ev_timer_stop(a->loop, &a->pause);
     close(a->fd);
+    admin_auth_done(&a->auth);
     free(a);
 }

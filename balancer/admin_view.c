@@ -1,5 +1,6 @@
 /* admin_view.c - what the admin port shows: GET /status (aligned text),
- * /status.json and / (HTML), rendered into the growable response body
+ * /status.json and the no-script table of / (the live page around it is
+ * admin_page.c), rendered into the growable response body
  * (struct admin_view_buf) from one snapshot per request. The HTTP side is
  * admin.c; /metrics is admin_metrics.c.
  *
@@ -29,6 +30,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "admin_page.h"
 #include "clock.h"
 #include "counters.h"
 #include "mon.h"
@@ -631,23 +633,21 @@ static void html_row(struct admin_view_buf *b, const struct admin_view_node *v)
                           v->conns, v->bytes_in, v->bytes_out, v->fails, v->ejections);
 }
 
+/* GET /: the live page (admin_page.c), with the table above in its
+ * <noscript> block: a browser without JavaScript sees the table as of the
+ * request, and the page reloads itself every 2 s. */
 int admin_view_html(const struct lb_admin_ctx *ctx, uint64_t admin_refused,
                     struct admin_view_buf *out, const char **err)
 {
+    struct admin_page_part head, tail;
     struct admin_view_snap snap, *s = &snap;
     char ts[32];
 
+    admin_page_parts(&head, &tail);
+    admin_view_buf_put(out, head.p, head.len);
     admin_view_snap_take(ctx, s);
     iso_utc(s->wall_ms, ts, sizeof(ts));
-    admin_view_buf_puts(
-        out, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
-             "<meta http-equiv=\"refresh\" content=\"2\"><title>fulcrum</title>\n<style>"
-             "body{font-family:sans-serif;margin:1em}table{border-collapse:collapse}"
-             "td,th{padding:2px 8px;text-align:right;border-bottom:1px solid #ddd}"
-             ".l{text-align:left}tr.suspect{background:#fff3c4}tr.down{background:#f8d0d0}"
-             "tr.draining{background:#dde6f8}tr.ejected{background:#f8e0c0}"
-             "</style></head><body>\n<h1>fulcrum</h1>\n<p>");
-    admin_view_buf_printf(out, "%s &middot; round %" PRIu64 " &middot; policy ", ts, s->round);
+    admin_view_buf_printf(out, "<p>%s &middot; round %" PRIu64 " &middot; policy ", ts, s->round);
     html_text(out, ctx->policy ? ctx->policy : "-");
     admin_view_buf_printf(out,
                           " &middot; workers %u &middot; active %u/%u &middot; accepted %" PRIu64
@@ -663,9 +663,8 @@ int admin_view_html(const struct lb_admin_ctx *ctx, uint64_t admin_refused,
                         "<th>fails</th><th>ejections</th></tr>\n");
     for (size_t i = 0; i < s->n; i++)
         html_row(out, s->nodes_by_name[i]);
-    admin_view_buf_puts(out, "</table>\n<p><a href=\"/status\">text</a> &middot; "
-                             "<a href=\"/status.json\">json</a> &middot; "
-                             "<a href=\"/metrics\">metrics</a></p>\n</body></html>\n");
+    admin_view_buf_puts(out, "</table>\n");
     admin_view_snap_done(s);
+    admin_view_buf_put(out, tail.p, tail.len);
     return 0;
 }

@@ -26,10 +26,13 @@
 
 #include "admin.h"
 #include "clock.h"
+#include "history.h"
 #include "key.h"
 #include "log.h"
 #include "mon.h"
 #include "net.h"
+#include "notify.h"
+#include "reload.h"
 #include "worker.h"
 #include "xalloc.h"
 
@@ -44,17 +47,32 @@ struct lb_main {
     struct mon *mon;
     struct mon_node *rows;
     struct lb_admin *admin;
+    struct lb_history *history; /* the status page's last minutes; with admin only */
     struct lb_worker *workers;
     unsigned nworkers;
     ev_timer refresh, stopping;
-    ev_signal s_term, s_int, s_hup, s_usr1;
+    ev_signal s_term, s_int, s_hup, s_usr1, s_usr2;
     ev_tstamp stop_deadline;
     struct sockaddr_in admin_sa;
     unsigned last_in, last_total; /* rotation size at the last round, for the log */
     bool held;                    /* workers wait for a node before accepting */
     bool said_closed;             /* "listeners closed" logged */
+    /* reload (reload.h): the listeners handed over, the new process this one
+     * starts (old side), what it inherited (new side) */
+    const int *fds;
+    size_t nfds;
+    struct lb_reload reload;
+    struct lb_inherit inh;
+    bool serving;      /* lb_serve() ran: the workers accept, or may */
+    bool can_serve;    /* a reload's new process knows a node */
+    bool told_by_old;  /* the old process told systemd (MAINPID, READY) */
+    bool handed_over;  /* old side: a new process took over */
+    bool term_drained; /* old side: the first TERM after the handover was taken */
+    char listen_desc[512];
     int status;
 };
+
+static void lb_serve(struct lb_main *lm);
 
 /* Nodes with a weight now, out of all published ones. */
 static unsigned lb_in_rotation(const struct lb_main *lm, unsigned *total)
@@ -82,12 +100,9 @@ static void lb_sync(struct lb_main *lm, struct mon *m, uint64_t round, bool clos
                  (unsigned long long)round, in, total);
     lm->last_in = in;
     lm->last_total = total;
-    if (lm->held && (in > 0 || closed)) {
-        lm->held = false;
-        for (unsigned i = 0; i < lm->nworkers; i++)
-            lb_worker_open(&lm->workers[i]);
-        log_info("accepting clients (rotation: %u of %u)", in, total);
-    }
+    /* A reload's new process waits for a node: the old one serves meanwhile. */
+    if (!lm->serving && (in > 0 || (closed && !lb_inherit_active(&lm->inh))))
+        lb_serve(lm);
 }
 
 static void lb_on_round(struct mon *m, uint64_t round, void *arg)
@@ -149,17 +164,12 @@ static void lb_stopping_cb(struct ev_loop *loop, ev_timer *w, int revents)
     }
 }
 
-static void lb_sig_stop(struct ev_loop *loop, ev_signal *w, int revents)
+/* Workers take in their accept queues and close their listeners; open
+ * connections get --grace. */
+static void lb_stop(struct lb_main *lm)
 {
-    struct lb_main *lm = w->data;
+    struct ev_loop *loop = lm->loop;
 
-    if (ev_is_active(&lm->stopping)) {
-        log_info("signal %d again: stopping now", w->signum);
-        for (unsigned i = 0; i < lm->nworkers; i++)
-            lb_worker_stop(&lm->workers[i], 2);
-        return;
-    }
-    log_info("signal %d: stopping; taking in the accept queues", w->signum);
     for (unsigned i = 0; i < lm->nworkers; i++)
         lb_worker_stop(&lm->workers[i], 1);
     if (lm->mon)
@@ -168,6 +178,66 @@ static void lb_sig_stop(struct ev_loop *loop, ev_signal *w, int revents)
     ev_timer_init(&lm->stopping, lb_stopping_cb, 0.05, 0.05);
     lm->stopping.data = lm;
     ev_timer_start(loop, &lm->stopping);
+}
+
+static void lb_sig_stop(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    struct lb_main *lm = w->data;
+
+    if (ev_is_active(&lm->stopping) && lm->handed_over && !lm->term_drained) {
+        /* systemd's stop signals the whole cgroup: this one drains already */
+        lm->term_drained = true;
+        log_info("signal %d: handed over already, draining", w->signum);
+        return;
+    }
+    if (ev_is_active(&lm->stopping)) {
+        log_info("signal %d again: stopping now", w->signum);
+        for (unsigned i = 0; i < lm->nworkers; i++)
+            lb_worker_stop(&lm->workers[i], 2);
+        return;
+    }
+    if (lb_inherit_active(&lm->inh)) {
+        /* Not taken over yet: the old process keeps the sockets and their queues. */
+        log_info("signal %d: stopping before taking over; the old process keeps serving",
+                 w->signum);
+        for (unsigned i = 0; i < lm->nworkers; i++)
+            lb_worker_release(&lm->workers[i]);
+        lb_inherit_done(&lm->inh, loop);
+        lb_stop(lm);
+        return;
+    }
+    log_info("signal %d: stopping; taking in the accept queues", w->signum);
+    lb_notify("STOPPING=1\nSTATUS=stopping: connections get %gs to finish", lm->cfg->grace);
+    lb_reload_abort(&lm->reload);
+    lb_stop(lm);
+}
+
+/* SIGUSR2: starts a new process of this binary with the same arguments
+ * and hands it the listeners once it is ready (reload.h). */
+static void lb_sig_usr2(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    struct lb_main *lm = w->data;
+    char err[256];
+
+    if (ev_is_active(&lm->stopping) || lb_inherit_active(&lm->inh) ||
+        lm->reload.state != LB_RELOAD_IDLE) {
+        log_warn("signal %d: reload refused: %s", w->signum,
+                 ev_is_active(&lm->stopping) ? "this process is stopping"
+                 : lb_inherit_active(&lm->inh)
+                     ? "this process is still taking over from the previous one"
+                     : "a reload is under way");
+        return;
+    }
+    log_info("signal %d: reloading: starting a new process", w->signum);
+    lb_notify("RELOADING=1\nSTATUS=reloading");
+    if (lb_reload_start(&lm->reload, lm->fds, lm->nfds, err, sizeof(err))) {
+        log_err("reload failed: %s; this process keeps serving", err);
+        lb_notify("READY=1\nSTATUS=reload failed: %s", err);
+        return;
+    }
+    log_info("reload: new process %d started with %zu listeners; this one serves until it is "
+             "ready",
+             (int)lm->reload.pid, lm->nfds);
 }
 
 static void lb_sig_usr1(struct ev_loop *loop, ev_signal *w, int revents)
@@ -295,6 +365,7 @@ static int lb_setup_monitor(struct lb_main *lm, char *err, size_t errlen)
     mc.interval = c->interval;
     mc.max_skew = c->max_skew;
     mc.table.miss_down = (unsigned)c->miss_down;
+    mc.table.weight = c->weight;
     mc.table.max_nodes = LB_NODES_MAX;
     mc.on_round = lb_on_round;
     mc.on_change = lb_on_change; /* a node that says hello takes traffic at once */
@@ -321,9 +392,10 @@ static int lb_setup_listeners(struct lb_main *lm, int *fds, char *listen_desc, s
         if (r)
             return r;
         for (unsigned w = 0; w < lm->nworkers; w++) {
-            int fd = net_tcp_listen(&sa, true, LB_BACKLOG, err, errlen);
+            /* A reload adopts the old process's sockets, and their queues. */
+            int fd = lb_inherit_take(&lm->inh, &sa);
 
-            if (fd < 0)
+            if (fd < 0 && (fd = net_tcp_listen(&sa, true, LB_BACKLOG, err, errlen)) < 0)
                 return fd;
             fds[w * nl + l] = fd;
             sa.sin_port = htons((uint16_t)net_local_port(fd)); /* port 0: the same for all */
@@ -331,6 +403,7 @@ static int lb_setup_listeners(struct lb_main *lm, int *fds, char *listen_desc, s
         off += (size_t)snprintf(listen_desc + off, off < dlen ? dlen - off : 0, "%s%s",
                                 l ? "," : "", net_ntop(&sa, a));
     }
+    lb_inherit_close_rest(&lm->inh);
     return 0;
 }
 
@@ -344,6 +417,12 @@ static int lb_setup_admin(struct lb_main *lm, char *err, size_t errlen)
         .workers = lm->nworkers,
         .maxconn = lm->sh.maxconn,
         .start_ms = clock_mono_ms(),
+        .token_file = lm->cfg->admin_token_file,
+        .insecure = lm->cfg->admin_insecure,
+        .prog = lm->cfg->prog,
+        .cfg = lm->cfg,
+        .argc = lm->cfg->argc,
+        .argv = lm->cfg->argv,
     };
     struct sockaddr_in sa;
     int r;
@@ -351,11 +430,13 @@ static int lb_setup_admin(struct lb_main *lm, char *err, size_t errlen)
     if (!*lm->cfg->admin)
         return 0;
     r = net_parse_hostport(lm->cfg->admin, true, &sa, err, errlen);
-    if (r)
-        return r;
+    if (r || lb_inherit_active(&lm->inh))
+        return r; /* a reload binds it when the old process lets go (lb_on_go) */
+    lm->history = ctx.history = lb_history_new(LB_HISTORY_LEN, LB_NODES_MAX);
     lm->admin = lb_admin_new(lm->loop, &sa, &ctx, err, errlen);
     if (!lm->admin)
         return -EINVAL;
+    lb_history_start(lm->history, lm->loop, lm->sh.nodes, lm->mon);
     lm->admin_sa = sa;
     lm->admin_sa.sin_port = htons((uint16_t)lb_admin_port(lm->admin));
     return 0;
@@ -367,7 +448,10 @@ static void lb_start_signals(struct lb_main *lm)
     ev_signal_init(&lm->s_int, lb_sig_stop, SIGINT);
     ev_signal_init(&lm->s_hup, lb_sig_hup, SIGHUP);
     ev_signal_init(&lm->s_usr1, lb_sig_usr1, SIGUSR1);
+    ev_signal_init(&lm->s_usr2, lb_sig_usr2, SIGUSR2);
     lm->s_term.data = lm->s_int.data = lm->s_hup.data = lm->s_usr1.data = lm;
+    lm->s_usr2.data = lm;
+    ev_signal_start(lm->loop, &lm->s_usr2);
     ev_signal_start(lm->loop, &lm->s_usr1);
     ev_signal_start(lm->loop, &lm->s_term);
     ev_signal_start(lm->loop, &lm->s_int);
@@ -382,7 +466,7 @@ static int lb_start_workers(struct lb_main *lm, const int *fds)
     size_t nl = lm->cfg->listen.n;
 
     lm->workers = xcalloc(lm->nworkers, sizeof(*lm->workers));
-    lm->held = lm->mon && lm->cfg->nodes.n == 0;
+    lm->held = (lm->mon && lm->cfg->nodes.n == 0) || lb_inherit_active(&lm->inh);
     for (unsigned w = 0; w < lm->nworkers; w++) {
         int r = lb_worker_start(&lm->workers[w], &lm->sh, w, fds + w * nl, (unsigned)nl, lm->held);
 
@@ -397,22 +481,107 @@ static int lb_start_workers(struct lb_main *lm, const int *fds)
     return 0;
 }
 
+/* ---- serving, and reloads ---- */
+
+static void lb_log_ready(struct lb_main *lm)
+{
+    const struct lb_cfg *c = lm->cfg;
+    char a[NET_ADDRSTRLEN];
+
+    log_info("ready listen=%s admin=%s workers=%u policy=%s static_nodes=%zu agents=%s",
+             lm->listen_desc, lm->admin ? net_ntop(&lm->admin_sa, a) : "-", lm->nworkers, c->policy,
+             c->nodes.n, lm->mon ? c->group : "off");
+}
+
+/* New process: the old one let go (or is gone); accept, and take the admin
+ * port it freed. */
+static void lb_on_go(void *arg, bool alone)
+{
+    struct lb_main *lm = arg;
+    char err[512];
+
+    lm->told_by_old = !alone;
+    if (lm->can_serve)
+        lb_serve(lm);
+    if (lb_setup_admin(lm, err, sizeof(err)))
+        log_err("reload: admin port: %s; serving without it", err);
+    lb_log_ready(lm);
+}
+
+/* The workers may accept: a node is in rotation, a static one is given, or
+ * (not in a reload) the first round closed without any. A reload's new
+ * process tells the old one instead, and accepts on its go. READY=1 goes to
+ * systemd here: the listeners are up and a node is known. */
+static void lb_serve(struct lb_main *lm)
+{
+    unsigned in, total;
+
+    lm->can_serve = true;
+    if (lm->serving)
+        return;
+    if (lb_inherit_active(&lm->inh)) {
+        lb_inherit_ready(&lm->inh, lm->loop, lb_on_go, lm);
+        return;
+    }
+    lm->serving = true;
+    in = lb_in_rotation(lm, &total);
+    if (lm->held) {
+        lm->held = false;
+        for (unsigned i = 0; i < lm->nworkers; i++)
+            lb_worker_open(&lm->workers[i]);
+        log_info("accepting clients (rotation: %u of %u)", in, total);
+    }
+    if (!lm->told_by_old)
+        lb_notify("MAINPID=%d\nREADY=1\nSTATUS=serving (rotation: %u of %u)", (int)getpid(), in,
+                  total);
+}
+
+/* Old process: the new one can serve. It gets the admin port and, from
+ * systemd's point of view, the service; this one drains as on TERM. */
+static void lb_on_reload_ready(void *arg, pid_t pid)
+{
+    struct lb_main *lm = arg;
+
+    log_info("reload: new process %d is ready; it takes over, this one stops accepting", (int)pid);
+    lb_admin_free(lm->admin);
+    lm->admin = NULL;
+    lb_notify("MAINPID=%d\nREADY=1\nSTATUS=reloaded: new process %d", (int)pid, (int)pid);
+    lm->handed_over = true;
+    lb_stop(lm);
+    lb_reload_go(&lm->reload);
+}
+
+static void lb_on_reload_failed(void *arg, pid_t pid, const char *why)
+{
+    struct lb_main *lm = arg;
+
+    if (ev_is_active(&lm->stopping)) {
+        log_info("reload abandoned: %s", why);
+        return;
+    }
+    log_err("reload failed: %s; this process keeps serving", why);
+    lb_notify("READY=1\nSTATUS=reload failed: %s", why);
+}
+
 static void lb_teardown(struct lb_main *lm)
 {
     for (unsigned i = 0; i < lm->nworkers; i++)
         lb_worker_join(&lm->workers[i]);
     free(lm->workers);
     lb_admin_free(lm->admin);
+    lb_history_free(lm->history);
     mon_free(lm->mon);
     free(lm->rows);
     key_ring_done(&lm->kr);
     lb_nodes_free(lm->sh.nodes);
+    lb_reload_done(&lm->reload);
+    lb_inherit_done(&lm->inh, lm->loop);
 }
 
 int lb_run(const struct lb_cfg *cfg)
 {
     struct lb_main lm = {.cfg = cfg, .loop = ev_default_loop(EVFLAG_AUTO), .status = 0};
-    char err[512], listen_desc[512] = "", admin_desc[NET_ADDRSTRLEN];
+    char err[512];
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     size_t nfds;
     int *fds;
@@ -424,10 +593,16 @@ int lb_run(const struct lb_cfg *cfg)
     fds = xmalloc((nfds ? nfds : 1) * sizeof(*fds));
     for (size_t i = 0; i < nfds; i++)
         fds[i] = -1;
-    if (lb_setup_shared(&lm, err, sizeof(err)) || lb_setup_monitor(&lm, err, sizeof(err)) ||
-        lb_setup_listeners(&lm, fds, listen_desc, sizeof(listen_desc), err, sizeof(err)) ||
+    lm.fds = fds;
+    lm.nfds = nfds;
+    lb_reload_init(&lm.reload, lm.loop, cfg->argv, cfg->reload_timeout, lb_on_reload_ready,
+                   lb_on_reload_failed, &lm);
+    if (lb_inherit_init(&lm.inh, err, sizeof(err)) || lb_setup_shared(&lm, err, sizeof(err)) ||
+        lb_setup_monitor(&lm, err, sizeof(err)) ||
+        lb_setup_listeners(&lm, fds, lm.listen_desc, sizeof(lm.listen_desc), err, sizeof(err)) ||
         lb_setup_admin(&lm, err, sizeof(err))) {
         log_err("%s", err);
+        lb_inherit_fail(&lm.inh, err);
         for (size_t i = 0; i < nfds; i++)
             if (fds[i] >= 0)
                 close(fds[i]);
@@ -442,9 +617,14 @@ int lb_run(const struct lb_cfg *cfg)
         lm.status = 1;
         goto out;
     }
-    log_info("ready listen=%s admin=%s workers=%u policy=%s static_nodes=%zu agents=%s",
-             listen_desc, lm.admin ? net_ntop(&lm.admin_sa, admin_desc) : "-", lm.nworkers,
-             cfg->policy, cfg->nodes.n, lm.mon ? cfg->group : "off");
+    if (lb_inherit_active(&lm.inh))
+        log_info("reload: took over %zu of %zu listeners from process %d; accepting once it "
+                 "lets go",
+                 lb_inherit_taken(&lm.inh), lb_inherit_count(&lm.inh), (int)getppid());
+    else
+        lb_log_ready(&lm);
+    if (cfg->nodes.n)
+        lb_serve(&lm);
     ev_run(lm.loop, 0);
     log_info("stopped: accepted=%llu",
              (unsigned long long)atomic_load_explicit(&lm.sh.ctr.accepted, memory_order_relaxed));

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 
 #include "cfg.h"
+#include "weight.h"
 
 #define LB_LISTEN_MAX 16 /* --listen addresses at most */
 
@@ -22,6 +23,8 @@ enum lb_splice_mode {
 struct lb_cfg {
     struct cfg_list listen; /* HOST:PORT, repeatable */
     char *admin;            /* HOST:PORT or "" */
+    char *admin_token_file; /* "" : none */
+    bool admin_insecure;    /* serve beyond loopback without a token */
     char *policy;
     long long workers;     /* 0: one per core */
     struct cfg_list nodes; /* static HOST:PORT */
@@ -33,7 +36,8 @@ struct lb_cfg {
     double slowstart;
     long long panic;
     double grace;
-    int splice; /* enum lb_splice_mode */
+    double reload_timeout; /* SIGUSR2: seconds the new process has to be ready */
+    int splice;            /* enum lb_splice_mode */
     long long pipe_size;
     long long pipes_per_worker;
     bool log_conns;
@@ -44,6 +48,11 @@ struct lb_cfg {
     double interval;
     long long miss_down;
     double max_skew;
+    struct mon_weight_cfg weight; /* the monitor's weight formula (--weight-*) */
+    /* not options: what main() read them from, for GET /api/config */
+    const struct cfg_prog *prog;
+    int argc;
+    char *const *argv;
 };
 
 /* Runs the balancer until SIGTERM/SIGINT and a graceful stop. Returns the

@@ -25,6 +25,11 @@
 
 #define LB_NODES_MAX     4096
 #define LB_STATIC_WEIGHT 100 /* weight of a --node without agent */
+/* Admin weight override (POST /api/nodes/NAME/weight): 0..256, the range of
+ * the monitor's weights (MON_WEIGHT_CAP); NONE when the source's weight
+ * applies. */
+#define LB_OVERRIDE_MAX  256
+#define LB_OVERRIDE_NONE (-1)
 
 enum lb_node_src {
     LB_SRC_STATIC = 0, /* --node HOST:PORT: always in rotation unless ejected */
@@ -51,6 +56,7 @@ struct lb_node {
     unsigned metric_weight; /* the monitor's eff_weight (static: LB_STATIC_WEIGHT) */
     int mon_state;          /* enum mon_state of the last round; -1 for static */
     bool drain;             /* admin drain: no new connections */
+    int override;           /* admin weight in place of metric_weight, or LB_OVERRIDE_NONE */
     bool gone;              /* left the monitor's table (bye or forgotten) */
     bool stale;             /* report older than stale_rounds */
     uint64_t up_since_ms;   /* last became eligible: slow start runs from here */

@@ -149,6 +149,7 @@ static struct lb_entry *entry_new(struct lb_nodes *ns, const char *name, size_t 
     e->n.src = src;
     e->n.idx = (unsigned)ns->n;
     e->n.mon_state = -1;
+    e->n.override = LB_OVERRIDE_NONE;
     ns->e[ns->n++] = e;
     HASH_ADD_KEYPTR(hh, ns->by_name, e->n.name, len, e);
     return e;
@@ -332,10 +333,12 @@ static unsigned base_weight(const struct lb_entry *e, unsigned avg)
 
     if (n->gone || n->drain || e->addr_pending)
         return 0;
+    if (n->src == LB_SRC_AGENT && !mon_in_rotation(n))
+        return 0; /* down, or drained at the monitor: health beats an override */
+    if (n->override != LB_OVERRIDE_NONE)
+        return (unsigned)n->override;
     if (n->src == LB_SRC_STATIC)
         return LB_STATIC_WEIGHT;
-    if (!mon_in_rotation(n))
-        return 0; /* down, or drained at the monitor */
     if (n->stale)
         return avg;
     return n->metric_weight;
@@ -345,7 +348,7 @@ static bool held_out(const struct lb_entry *e)
 {
     const struct lb_node *n = &e->n;
 
-    if (n->gone || n->drain || e->addr_pending)
+    if (n->gone || n->drain || e->addr_pending || n->override == 0)
         return true;
     return n->src == LB_SRC_AGENT && n->mon_state == MON_DRAINING;
 }
@@ -497,6 +500,19 @@ int lb_nodes_set_drain(struct lb_nodes *ns, const char *name, bool drain, uint64
     if (!e)
         return -ENOENT;
     e->n.drain = drain;
+    lb_nodes_refresh(ns, now_ms);
+    return 0;
+}
+
+int lb_nodes_set_override(struct lb_nodes *ns, const char *name, int weight, uint64_t now_ms)
+{
+    struct lb_entry *e = entry_find(ns, name);
+
+    if (!e)
+        return -ENOENT;
+    if (weight != LB_OVERRIDE_NONE && (weight < 0 || weight > LB_OVERRIDE_MAX))
+        return -ERANGE;
+    e->n.override = weight;
     lb_nodes_refresh(ns, now_ms);
     return 0;
 }

@@ -44,6 +44,13 @@ void lb_nodes_refresh(struct lb_nodes *ns, uint64_t now_ms);
 /* Admin drain; effective at the next pick. Returns 0 or -ENOENT. */
 int lb_nodes_set_drain(struct lb_nodes *ns, const char *name, bool drain, uint64_t now_ms);
 
+/* Admin weight override: weight (0..LB_OVERRIDE_MAX) replaces the node's
+ * metric weight until cleared with LB_OVERRIDE_NONE; monitor rounds keep it.
+ * Drain, gone and a down node still weigh 0; an override of 0 holds the
+ * node out like a drain (not even panic mode picks it). Effective at the
+ * next pick. Returns 0, -ENOENT or -ERANGE. */
+int lb_nodes_set_override(struct lb_nodes *ns, const char *name, int weight, uint64_t now_ms);
+
 /* The current view (workers). Valid for at least grace_ms after a newer one
  * is published. Never NULL. */
 const struct lb_view *lb_nodes_view(const struct lb_nodes *ns);

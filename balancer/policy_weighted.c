@@ -1,11 +1,21 @@
 /* policy_weighted.c - the default policy: power of two choices over weights.
  *
- * Two candidates are drawn independently, each with probability
- * proportional to its weight (prefix sums of the weights, then a binary
- * search for a uniform number below their total). Of the two, the one with
- * the lower active/weight wins, compared by cross-multiplication as nginx's
+ * Two distinct candidates are drawn, each with probability proportional to
+ * its weight: the first from all of them (prefix sums of the weights, then
+ * a binary search for a uniform number below their total), the second from
+ * the others (a uniform number below the total less the first's weight,
+ * stepped over the first's interval). Of the two, the one with the lower
+ * active/weight wins, compared by cross-multiplication as nginx's
  * least_conn does: a.active * b.weight < b.active * a.weight, in 64 bits,
- * no division. Ties keep the first draw.
+ * no division. A tie goes to the heavier, then to the first draw.
+ *
+ * Why distinct: drawn with replacement, a light node is the choice whenever
+ * both draws are it, whatever its load: (w / sum)^2 of all decisions, about
+ * a tenth for the weakest of three nearly equal weights. Without
+ * replacement it is chosen only when its active/weight is the lower of the
+ * pair. Why the heavier on a tie: at 0/0 (an idle pair) the heavier node has
+ * more room, and the light one would otherwise still get w / sum of the
+ * first draws.
  *
  * Why two and not the least loaded of all: weights come from reports up to
  * a round old, and a deterministic "best" herds onto one node for the whole
@@ -66,6 +76,35 @@ static unsigned prefix_search(const uint64_t *prefix, unsigned n, uint64_t r)
     return lo;
 }
 
+/* A candidate other than a, in proportion to weight among the others: a
+ * number below the others' total, moved past a's interval
+ * [prefix[a-1], prefix[a]). Returns a only when the others weigh nothing. */
+static unsigned draw_other(struct weighted_state *s, unsigned n, uint64_t total, unsigned a)
+{
+    uint64_t lo = a > 0 ? s->prefix[a - 1] : 0;
+    uint64_t wa = s->prefix[a] - lo;
+    uint64_t r;
+
+    if (total == wa)
+        return a;
+    r = rng_below(&s->rng, total - wa);
+    if (r >= lo)
+        r += wa;
+    return prefix_search(s->prefix, n, r);
+}
+
+/* The lower active/weight of a and b (cross-multiplied: 32-bit factors, so
+ * 64-bit products cannot wrap); a tie goes to the heavier, then to a. */
+static unsigned better(const struct lb_cand *c, unsigned a, unsigned b)
+{
+    uint64_t la = (uint64_t)c[a].active * c[b].weight;
+    uint64_t lb = (uint64_t)c[b].active * c[a].weight;
+
+    if (lb < la || (lb == la && c[b].weight > c[a].weight))
+        return b;
+    return a;
+}
+
 static void *weighted_new(uint64_t seed)
 {
     struct weighted_state *s = xcalloc(1, sizeof(*s));
@@ -103,12 +142,8 @@ static unsigned weighted_pick(void *st, const struct lb_cand *c, unsigned n)
     if (total == 0) /* candidates promise weight > 0; be safe anyway */
         return 0;
     a = prefix_search(s->prefix, n, rng_below(&s->rng, total));
-    b = prefix_search(s->prefix, n, rng_below(&s->rng, total));
-    if (a == b)
-        return a;
-    if ((uint64_t)c[b].active * c[a].weight < (uint64_t)c[a].active * c[b].weight)
-        return b;
-    return a;
+    b = draw_other(s, n, total, a);
+    return better(c, a, b);
 }
 
 const struct lb_policy_ops lb_policy_weighted = {

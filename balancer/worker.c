@@ -138,7 +138,7 @@ static void lb_wake_cb(struct ev_loop *loop, ev_async *a, int revents)
     }
     if (level >= 1 && w->accepting) {
         /* Take in whoever already completed a handshake, then close. */
-        for (unsigned i = 0; i < w->nlisten; i++)
+        for (unsigned i = 0; !atomic_load(&w->release) && i < w->nlisten; i++)
             while (lb_accept_some(w, w->lfd[i], LB_ACCEPT_BURST))
                 ;
         lb_worker_close_listeners(w);
@@ -199,6 +199,11 @@ void lb_worker_open(struct lb_worker *w)
 {
     atomic_store_explicit(&w->open, true, memory_order_release);
     ev_async_send(w->loop, &w->wake);
+}
+
+void lb_worker_release(struct lb_worker *w)
+{
+    atomic_store_explicit(&w->release, true, memory_order_release);
 }
 
 void lb_worker_stop(struct lb_worker *w, int level)

@@ -45,10 +45,11 @@ struct lb_worker {
     int lfd[LB_LISTEN_MAX];
     ev_io lio[LB_LISTEN_MAX];
     unsigned nlisten;
-    ev_async wake;     /* the main thread asks to stop, or to start accepting */
-    _Atomic int stop;  /* 1: stop accepting and drain; 2: close everything */
-    _Atomic bool open; /* the main thread lets a held worker accept */
-    bool held;         /* listening, but not accepting yet (see lb_worker_start) */
+    ev_async wake;        /* the main thread asks to stop, or to start accepting */
+    _Atomic int stop;     /* 1: stop accepting and drain; 2: close everything */
+    _Atomic bool open;    /* the main thread lets a held worker accept */
+    _Atomic bool release; /* a stop closes the listeners without taking in (reload.h) */
+    bool held;            /* listening, but not accepting yet (see lb_worker_start) */
     bool accepting;
     ev_timer resume;               /* restarts accepting after a pause (out of fds) */
     _Atomic bool listeners_closed; /* a stop took in the accept queue and closed them */
@@ -71,6 +72,10 @@ int lb_worker_start(struct lb_worker *w, struct lb_shared *sh, unsigned id, cons
 void lb_worker_open(struct lb_worker *w);
 /* Asks the worker to stop: level 1 drains, level 2 closes everything. */
 void lb_worker_stop(struct lb_worker *w, int level);
+/* Before a stop: the listeners' queues are not taken in, because another
+ * process holds the same sockets and accepts them (a reload's new process
+ * that stops before it took over). Main thread. */
+void lb_worker_release(struct lb_worker *w);
 void lb_worker_join(struct lb_worker *w);
 
 /* conn.c: a new client connection (fd non-blocking) accepted by w. */

@@ -266,7 +266,7 @@ start_target() {
       # shellcheck disable=SC2086
       start "$log" "$BIN" --listen "127.0.0.1:$port" --node "127.0.0.1:$B1" \
         --node "127.0.0.1:$B2" --node "127.0.0.1:$B3" --policy "${t#fulcrum-}" \
-        --workers "$WORKERS" --log-conns=no --maxconn 10000 --timeout-client 300 \
+        --workers "$WORKERS" --log-conns=no --maxconn "$HAPROXY_IDLE_MAXCONN" --timeout-client 300 \
         --timeout-server 300 $FULCRUM_ARGS
       ;;
   esac

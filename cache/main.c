@@ -1,9 +1,12 @@
 /* main.c - fulcrum-cache: configuration table, logging, signals, the loop
  * (the request logic is cache.c). */
+#include <arpa/inet.h>
+#include <errno.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <ev.h>
 
@@ -49,12 +52,92 @@ static const struct cfg_opt cache_opts[] = {
 };
 #undef O
 
+/* ADDR[/LEN] as cache_new() takes it for --purge-allow. */
+static bool cache_allow_ok(const char *v)
+{
+    const char *slash = strchr(v, '/');
+    size_t n = slash ? (size_t)(slash - v) : strlen(v);
+    char ip[INET_ADDRSTRLEN], *end;
+    struct in_addr a;
+    long len = 32;
+
+    if (n >= sizeof(ip))
+        return false;
+    memcpy(ip, v, n);
+    ip[n] = '\0';
+    if (slash) {
+        errno = 0;
+        len = strtol(slash + 1, &end, 10);
+        if (errno || end == slash + 1 || *end)
+            return false;
+    }
+    return len >= 0 && len <= 32 && inet_pton(AF_INET, ip, &a) == 1;
+}
+
+/* The origin as http://HOST:PORT[/], as origin_new() takes it. */
+static void cache_check_origin(struct cfg_check *chk, const char *url)
+{
+    char hp[256];
+    size_t n;
+
+    if (!*url)
+        return;
+    if (strncmp(url, "http://", 7)) {
+        cfg_check_fail(chk, "origin", 0, "'%s' does not start with http://", url);
+        return;
+    }
+    n = (size_t)snprintf(hp, sizeof(hp), "%s", url + 7);
+    if (n > 0 && n < sizeof(hp) && hp[n - 1] == '/')
+        hp[n - 1] = '\0';
+    if (!*hp || strchr(hp, '/') || !strchr(hp, ':') || *hp == ':' || *hp == '*')
+        cfg_check_fail(chk, "origin", 0, "'%s' is not http://HOST:PORT", url);
+    else
+        cfg_check_hostport(chk, "origin", hp, false);
+}
+
+/* --check-config: what cache_new() would refuse before it binds. */
+static void cache_check_hook(const void *obj, struct cfg_check *chk)
+{
+    static const char *const sizes[] = {"max-memory", "max-object", "max-request-body"};
+    const struct cache_cfg *c = obj;
+    const char *size_v[] = {c->max_memory, c->max_object, c->max_request_body};
+    bool key = *c->key, plisten = *c->peer_listen;
+    size_t sz;
+
+    if (cfg_check_required(chk, "listen", c->listen))
+        cfg_check_hostport(chk, "listen", c->listen, true);
+    if (!!*c->origin == !!*c->docroot)
+        cfg_check_fail(chk, *c->origin ? "docroot" : "origin", 0,
+                       "exactly one of origin URL and docroot DIR is needed");
+    cache_check_origin(chk, c->origin);
+    cfg_check_dir(chk, "docroot", c->docroot);
+    for (size_t i = 0; i < 3; i++)
+        if (cache_parse_size(size_v[i], &sz))
+            cfg_check_fail(chk, sizes[i], 0, "'%s' is not a size: N, NK, NM or NG", size_v[i]);
+    for (size_t i = 0; i < c->purge_allow.n; i++)
+        if (!cache_allow_ok(c->purge_allow.v[i]))
+            cfg_check_fail(chk, "purge-allow", i, "'%s': want an IPv4 ADDR or ADDR/LEN (0..32)",
+                           c->purge_allow.v[i]);
+    if ((key || plisten || c->peers.n) && !(key && plisten))
+        cfg_check_fail(chk, key ? "peer-listen" : "key", 0,
+                       "replication needs both key FILE and peer-listen HOST:PORT");
+    cfg_check_key_file(chk, "key", c->key);
+    cfg_check_key_file(chk, "key-next", c->key_next);
+    cfg_check_hostport(chk, "peer-listen", c->peer_listen, true);
+    cfg_check_hostports(chk, "peer", &c->peers, false);
+    cfg_check_log_file(chk, "log-file", c->log_file);
+}
+
 static const struct cfg_prog cache_prog = {
     .name = "fulcrum-cache",
     .summary = "HTTP/1.1 caching reverse proxy (RFC 9111) in front of an origin or a directory.\n"
-               "Signals: TERM/INT stop; HUP reopens the log.",
+               "Signals: TERM/INT stop; HUP reopens the log.\n"
+               "Exit status: 0 stopped by a signal (or --help, --version, --check-config\n"
+               "OK); 1 start-up error (origin, docroot, sizes, key, a port in use); 2 bad\n"
+               "options or configuration file.",
     .version = "0.1.0",
     .opts = cache_opts,
+    .check = cache_check_hook,
 };
 
 static void cache_syserr(const char *msg)

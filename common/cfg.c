@@ -1,8 +1,17 @@
-/* cfg.c - table-driven configuration from a file (libinih) and argv. */
+/* cfg.c - table-driven configuration from a file (libinih) and argv.
+ *
+ * Each value set remembers where it came from (file line, command line or
+ * default), so that --check-config can name the line of a value the
+ * daemon's hook refuses after the whole file was read. Errors go through
+ * cfg_error(): a normal load keeps the first one in err and stops; a
+ * --check-config load prints each one and goes on.
+ */
 #include "cfg.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,26 +19,15 @@
 
 #include <ini.h>
 
+#include "cfg_int.h"
 #include "xalloc.h"
 
-#define CFG_MAX_OPTS 64
-
-/* One load in progress: which lists the command line has started. */
-struct cfg_ctx {
-    const struct cfg_prog *p;
-    void *obj;
-    bool list_from_cli[CFG_MAX_OPTS];
-    bool cli;
-    char *err;
-    size_t errlen;
-};
-
-static void *cfg_field(void *obj, const struct cfg_opt *o)
+void *cfg_field(void *obj, const struct cfg_opt *o)
 {
     return (char *)obj + o->off;
 }
 
-static const struct cfg_opt *cfg_find(const struct cfg_prog *p, const char *key, size_t klen)
+const struct cfg_opt *cfg_find(const struct cfg_prog *p, const char *key, size_t klen)
 {
     for (const struct cfg_opt *o = p->opts; o->key; o++) {
         if (strlen(o->key) == klen && !strncmp(o->key, key, klen))
@@ -180,73 +178,64 @@ static int cfg_set(struct cfg_ctx *c, const struct cfg_opt *o, const char *v, ch
     return -EINVAL;
 }
 
+/* cfg_set() and a note of where the value came from. */
+int cfg_set_src(struct cfg_ctx *c, const struct cfg_opt *o, const char *v, char *why, size_t wlen)
+{
+    struct cfg_src *s = &c->src[o - c->p->opts];
+    int r = cfg_set(c, o, v, why, wlen);
+
+    if (r)
+        return r;
+    s->line = c->cli ? CFG_SRC_CLI : c->line;
+    if (o->type == CFG_LIST) {
+        const struct cfg_list *l = cfg_field(c->obj, o);
+
+        s->lines = xrealloc(s->lines, l->n * sizeof(*s->lines));
+        s->n = l->n;
+        s->lines[l->n - 1] = s->line;
+    }
+    return 0;
+}
+
+static void cfg_ctx_done(struct cfg_ctx *c)
+{
+    for (size_t i = 0; i < CFG_MAX_OPTS; i++) {
+        free(c->src[i].lines);
+        c->src[i].lines = NULL;
+    }
+}
+
 static void cfg_defaults(struct cfg_ctx *c)
 {
     char why[128];
 
     for (const struct cfg_opt *o = c->p->opts; o->key; o++) {
+        if (o - c->p->opts >= CFG_MAX_OPTS) {
+            fprintf(stderr, "%s: more than %d options in the table\n", c->p->name, CFG_MAX_OPTS);
+            abort();
+        }
         /* A default that does not parse is a programming error. */
-        if (o->def && cfg_set(c, o, o->def, why, sizeof(why))) {
+        if (o->def && cfg_set_src(c, o, o->def, why, sizeof(why))) {
             fprintf(stderr, "%s: bad built-in default for %s: %s\n", c->p->name, o->key, why);
             abort();
         }
     }
 }
 
-/* State for one ini_parse call. libinih reports the line of the first
- * handler error as its return value; the handler keeps the first reason. */
-struct cfg_file {
-    struct cfg_ctx *c;
-    char why[256];
-    char key[64];
-};
-
-static int cfg_ini_fail(struct cfg_file *cf, const char *name, const char *why)
+/* Records one error: the first goes to err; with --check-config each is
+ * printed. Returns -EINVAL. */
+int cfg_error(struct cfg_ctx *c, const char *fmt, ...)
 {
-    if (!cf->why[0]) {
-        snprintf(cf->key, sizeof(cf->key), "%s", name);
-        snprintf(cf->why, sizeof(cf->why), "%s", why);
-    }
-    return 0;
-}
+    char msg[512];
+    va_list ap;
 
-static int cfg_ini_handler(void *user, const char *section, const char *name, const char *value)
-{
-    struct cfg_file *cf = user;
-    const struct cfg_opt *o = cfg_find(cf->c->p, name, strlen(name));
-    char why[256];
-
-    if (section && *section)
-        return cfg_ini_fail(cf, name, "sections ([...]) are not used");
-    if (!o || !strcmp(name, "config"))
-        return cfg_ini_fail(cf, name, "unknown key");
-    if (!value)
-        return cfg_ini_fail(cf, name, "needs '= value'");
-    if (cfg_set(cf->c, o, value, why, sizeof(why)))
-        return cfg_ini_fail(cf, name, why);
-    return 1;
-}
-
-static int cfg_load_file(struct cfg_ctx *c, const char *path)
-{
-    struct cfg_file cf = {.c = c};
-    FILE *f = fopen(path, "r");
-    int r;
-
-    if (!f) {
-        snprintf(c->err, c->errlen, "%s: %s", path, strerror(errno));
-        return -EINVAL;
-    }
-    r = ini_parse_file(f, cfg_ini_handler, &cf);
-    fclose(f);
-    if (r == 0)
-        return 0;
-    if (r < 0)
-        snprintf(c->err, c->errlen, "%s: out of memory while parsing", path);
-    else if (cf.why[0])
-        snprintf(c->err, c->errlen, "%s:%d: %s: %s", path, r, cf.key, cf.why);
-    else
-        snprintf(c->err, c->errlen, "%s:%d: cannot parse this line", path, r);
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (c->errors++ == 0)
+        snprintf(c->err, c->errlen, "%s", msg);
+    if (c->check)
+        fprintf(stderr, "%s: %s\n", c->p->name, msg);
     return -EINVAL;
 }
 
@@ -261,48 +250,58 @@ static const struct cfg_opt *cfg_flag(const struct cfg_prog *p, const char *arg,
     return cfg_find(p, name, klen);
 }
 
-static int cfg_load_argv(struct cfg_ctx *c, int argc, char **argv)
+/* One argument at argv[*i] (and its value after it). */
+static int cfg_load_arg(struct cfg_ctx *c, int argc, char **argv, int *i)
 {
+    const char *arg = argv[*i], *val;
+    const struct cfg_opt *o;
     char why[256];
 
-    c->cli = true;
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i], *val;
-        const struct cfg_opt *o;
-
-        if (strncmp(arg, "--", 2)) {
-            snprintf(c->err, c->errlen, "unexpected argument '%s' (see --help)", arg);
-            return -EINVAL;
-        }
-        o = cfg_flag(c->p, arg, &val);
-        if (!strncmp(arg, "--config", 8) && (arg[8] == '\0' || arg[8] == '=')) {
-            i += val ? 0 : 1; /* read before the defaults were overridden */
-            continue;
-        }
-        if (!o) {
-            snprintf(c->err, c->errlen, "unknown option '%s' (see --help)", arg);
-            return -EINVAL;
-        }
-        if (!val && o->type == CFG_BOOL)
-            val = "yes";
-        if (!val && i + 1 < argc)
-            val = argv[++i];
-        if (!val) {
-            snprintf(c->err, c->errlen, "--%s needs a value", o->key);
-            return -EINVAL;
-        }
-        if (cfg_set(c, o, val, why, sizeof(why))) {
-            snprintf(c->err, c->errlen, "--%s: %s", o->key, why);
-            return -EINVAL;
-        }
+    if (strncmp(arg, "--", 2))
+        return cfg_error(c, "unexpected argument '%s' (see --help)", arg);
+    o = cfg_flag(c->p, arg, &val);
+    if (!strncmp(arg, "--config", 8) && (arg[8] == '\0' || arg[8] == '=')) {
+        *i += val ? 0 : 1; /* read before the defaults were overridden */
+        return 0;
     }
+    if (!strcmp(arg, "--check-config"))
+        return 0;
+    if (!o)
+        return cfg_error(c, "unknown option '%s' (see --help)", arg);
+    if (!val && o->type == CFG_BOOL)
+        val = "yes";
+    if (!val && *i + 1 < argc)
+        val = argv[++*i];
+    if (!val)
+        return cfg_error(c, "--%s needs a value", o->key);
+    if (cfg_set_src(c, o, val, why, sizeof(why)))
+        return cfg_error(c, "--%s: %s", o->key, why);
     return 0;
 }
 
-/* Finds --config FILE / --config=FILE, --help, --version. */
-static int cfg_scan_special(const struct cfg_prog *p, int argc, char **argv, const char **config)
+/* Stops at the first error, unless checking. */
+static int cfg_load_argv(struct cfg_ctx *c, int argc, char **argv)
+{
+    int r = 0;
+
+    c->cli = true;
+    for (int i = 1; i < argc; i++) {
+        if (cfg_load_arg(c, argc, argv, &i)) {
+            r = -EINVAL;
+            if (!c->check)
+                break;
+        }
+    }
+    return r;
+}
+
+/* Finds --config FILE / --config=FILE, --help, --version, --check-config. */
+static int cfg_scan_special(const struct cfg_prog *p, int argc, char **argv, const char **config,
+                            bool *check)
 {
     for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--check-config"))
+            *check = true;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             cfg_usage(p, stdout);
             return 1;
@@ -321,6 +320,23 @@ static int cfg_scan_special(const struct cfg_prog *p, int argc, char **argv, con
     return 0;
 }
 
+/* The end of --check-config: the daemon's hook, then the verdict. */
+static int cfg_check_finish(struct cfg_ctx *c)
+{
+    struct cfg_check chk = {.c = c};
+
+    if (c->p->check)
+        c->p->check(c->obj, &chk);
+    if (c->errors) {
+        snprintf(c->err, c->errlen, "%u problem%s in the configuration", c->errors,
+                 c->errors == 1 ? "" : "s");
+        return -EINVAL;
+    }
+    printf("%s: configuration OK\n", c->p->name);
+    fflush(stdout);
+    return 1;
+}
+
 int cfg_load(const struct cfg_prog *p, void *obj, int argc, char **argv, char *err, size_t errlen)
 {
     struct cfg_ctx c = {.p = p, .obj = obj, .err = err, .errlen = errlen};
@@ -328,14 +344,20 @@ int cfg_load(const struct cfg_prog *p, void *obj, int argc, char **argv, char *e
     int r;
 
     cfg_defaults(&c);
-    r = cfg_scan_special(p, argc, argv, &config);
+    r = cfg_scan_special(p, argc, argv, &config, &c.check);
     if (r < 0)
         snprintf(err, errlen, "--config needs a file name");
     if (r)
-        return r;
-    if (config && (r = cfg_load_file(&c, config)))
-        return r;
-    return cfg_load_argv(&c, argc, argv);
+        goto out;
+    if (config)
+        r = cfg_load_file(&c, config);
+    if (!r || c.check)
+        r = cfg_load_argv(&c, argc, argv) ? -EINVAL : r;
+    if (c.check)
+        r = cfg_check_finish(&c);
+out:
+    cfg_ctx_done(&c);
+    return r;
 }
 
 void cfg_done(const struct cfg_prog *p, void *obj)
@@ -379,8 +401,109 @@ void cfg_usage(const struct cfg_prog *p, FILE *f)
     fprintf(f, "Usage: %s [--config FILE] [OPTIONS]\n%s\n\nOptions:\n", p->name, p->summary);
     fprintf(f, "  %-28s %s\n", "--config FILE",
             "read `key = value` lines first; flags override them");
+    fprintf(f, "  %-28s %s\n", "--check-config",
+            "check the file and flags, print every problem or 'configuration OK', exit 2 or 0");
     for (const struct cfg_opt *o = p->opts; o->key; o++)
         cfg_usage_opt(o, f);
     fprintf(f, "  %-28s %s\n  %-28s %s\n", "--help", "show this text and exit", "--version",
             "show the version and exit");
+}
+
+/* ---- cfg_dump: each option's effective value and where it came from ---- */
+
+struct cfg_dump_ctx {
+    const struct cfg_prog *p;
+    bool in_file[CFG_MAX_OPTS], in_argv[CFG_MAX_OPTS];
+};
+
+static int cfg_dump_ini(void *user, const char *section, const char *name, const char *value)
+{
+    struct cfg_dump_ctx *d = user;
+    const struct cfg_opt *o = cfg_find(d->p, name, strlen(name));
+
+    if (o && (size_t)(o - d->p->opts) < CFG_MAX_OPTS)
+        d->in_file[o - d->p->opts] = true;
+    return 1;
+}
+
+/* The value of a non-list option as text: buf, or a string of obj's. */
+static const char *cfg_dump_text(const struct cfg_opt *o, const void *f, char *buf, size_t len)
+{
+    int i;
+
+    switch (o->type) {
+    case CFG_STR:
+        return *(char *const *)f ? *(char *const *)f : "";
+    case CFG_INT:
+        snprintf(buf, len, "%lld", *(const long long *)f);
+        return buf;
+    case CFG_DOUBLE:
+        snprintf(buf, len, "%.15g", *(const double *)f);
+        return buf;
+    case CFG_BOOL:
+        return *(const bool *)f ? "yes" : "no";
+    case CFG_ENUM:
+        for (i = 0; o->names[i] && i < *(const int *)f; i++)
+            ;
+        return o->names[i] ? o->names[i] : "";
+    default:
+        return "";
+    }
+}
+
+int cfg_dump(const struct cfg_prog *p, const void *obj, int argc, char *const *argv, cfg_dump_fn fn,
+             void *arg, char *err, size_t errlen)
+{
+    struct cfg_dump_ctx d = {.p = p};
+    const char *config = NULL;
+    char buf[64];
+    FILE *f;
+
+    /* The walk of cfg_load_argv, noting keys instead of storing values. */
+    for (int i = 1; i < argc; i++) {
+        const struct cfg_opt *o;
+        const char *val;
+
+        if (strncmp(argv[i], "--", 2))
+            continue;
+        o = cfg_flag(p, argv[i], &val);
+        if (!strncmp(argv[i], "--config", 8) && (argv[i][8] == '\0' || argv[i][8] == '=')) {
+            config = val ? val : i + 1 < argc ? argv[++i] : NULL;
+            continue;
+        }
+        if (!o || (size_t)(o - p->opts) >= CFG_MAX_OPTS)
+            continue;
+        d.in_argv[o - p->opts] = true;
+        i += !val && o->type != CFG_BOOL;
+    }
+    if (config) {
+        f = fopen(config, "r");
+        if (!f) {
+            int e = errno;
+
+            snprintf(err, errlen, "%s: %s", config, strerror(e));
+            return -e;
+        }
+        ini_parse_file(f, cfg_dump_ini, &d); /* it loaded once: only the keys matter */
+        fclose(f);
+    }
+    for (const struct cfg_opt *o = p->opts; o->key; o++) {
+        size_t k = (size_t)(o - p->opts);
+        const void *fp = (const char *)obj + o->off;
+        const char *src = "default", *one;
+
+        if (k < CFG_MAX_OPTS && d.in_argv[k])
+            src = "flag";
+        else if (k < CFG_MAX_OPTS && d.in_file[k])
+            src = "file";
+        if (o->type == CFG_LIST) {
+            const struct cfg_list *l = fp;
+
+            fn(arg, o, src, (const char *const *)l->v, l->n);
+            continue;
+        }
+        one = cfg_dump_text(o, fp, buf, sizeof(buf));
+        fn(arg, o, src, &one, 1);
+    }
+    return 0;
 }

@@ -10,18 +10,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PROTO_VERSION     1
-#define PROTO_MAX_DGRAM   1400 /* whole datagram, JSON + '\n' + MAC */
-#define PROTO_MAC_HEX     64   /* HMAC-SHA256 tag as lowercase hex */
-#define PROTO_NONCE_BYTES 16
-#define PROTO_NONCE_HEX   (PROTO_NONCE_BYTES * 2)
-#define PROTO_NAME_MAX    63 /* [A-Za-z0-9._-]{1,63} */
-#define PROTO_KEY_BYTES   32
-#define PROTO_MAX_SEQ     9007199254740991ULL /* 2^53 - 1: exact in a JSON double */
-#define PROTO_MAX_BYTES   1125899906842624.0  /* 2^50: 1 PiB of RAM is plenty */
-#define PROTO_MAX_LOAD    100000.0
-#define PROTO_MAX_UPTIME  3153600000.0 /* 100 years in seconds */
-#define PROTO_MAX_HOLD_MS 60000.0
+#define PROTO_VERSION       1
+#define PROTO_MAX_DGRAM     1400 /* whole datagram, JSON + '\n' + MAC */
+#define PROTO_MAC_HEX       64   /* HMAC-SHA256 tag as lowercase hex */
+#define PROTO_NONCE_BYTES   16
+#define PROTO_NONCE_HEX     (PROTO_NONCE_BYTES * 2)
+#define PROTO_NAME_MAX      63 /* [A-Za-z0-9._-]{1,63} */
+#define PROTO_KEY_BYTES     32
+#define PROTO_MAX_SEQ       9007199254740991ULL /* 2^53 - 1: exact in a JSON double */
+#define PROTO_MAX_BYTES     1125899906842624.0  /* 2^50: 1 PiB of RAM is plenty */
+#define PROTO_MAX_LOAD      100000.0
+#define PROTO_MAX_UPTIME    3153600000.0 /* 100 years in seconds */
+#define PROTO_MAX_HOLD_MS   60000.0
+#define PROTO_MAX_CPU_MILLI 16777216.0 /* 16384 CPUs in milli-CPUs, exact in any double */
 
 enum proto_type {
     PROTO_PROBE_REQUEST = 0, /* monitor -> group (or unicast): "report now" */
@@ -33,15 +34,18 @@ enum proto_type {
 
 /* What an agent reports about its host and its cache node. */
 struct proto_metrics {
-    char ip[16];      /* dotted IPv4 of the cache node */
-    uint16_t port;    /* TCP port of the cache node, 1..65535 */
-    double ram_free;  /* bytes, 0..ram_total */
-    double ram_total; /* bytes, > 0 */
-    double cpu_idle;  /* percent, 0..100 */
-    double load1;     /* 1-minute load average, >= 0 */
-    double uptime;    /* seconds the agent has run */
-    bool service_up;  /* a TCP connect to ip:port succeeded */
-    bool cgroup;      /* cpu/ram are against cgroup limits, not the host */
+    char ip[16];        /* dotted IPv4 of the cache node */
+    uint16_t port;      /* TCP port of the cache node, 1..65535 */
+    double ram_free;    /* bytes, 0..ram_total */
+    double ram_total;   /* bytes, > 0 */
+    double cpu_idle;    /* percent, 0..100 */
+    double load1;       /* 1-minute load average, >= 0 */
+    double uptime;      /* seconds the agent has run */
+    bool service_up;    /* a TCP connect to ip:port succeeded */
+    bool cgroup;        /* cpu/ram are against cgroup limits, not the host */
+    uint32_t cpu_milli; /* CPUs the node may use, x1000 (its cgroup quota, else
+                         * the online CPUs); 0 = unknown (an agent too old to
+                         * send it): the monitor then assumes the median */
 };
 
 /* One decoded, verified message. Which fields are meaningful depends on type:

@@ -116,6 +116,9 @@ static void proto_add_metrics(cJSON *o, const struct proto_metrics *m)
     proto_add_uint(o, "uptime", floor(m->uptime));
     cJSON_AddStringToObject(o, "service", m->service_up ? "up" : "down");
     cJSON_AddBoolToObject(o, "cgroup", m->cgroup);
+    /* 0 is "unknown": left out, as an old agent would, never sent as 0. */
+    if (m->cpu_milli > 0)
+        proto_add_uint(o, "cpu_milli", m->cpu_milli);
 }
 
 static bool proto_msg_encodable(const struct proto_msg *msg)
@@ -125,6 +128,8 @@ static bool proto_msg_encodable(const struct proto_msg *msg)
         return false;
     if (proto_has_identity(msg->type) &&
         (!proto_name_valid(msg->name) || !proto_hex_valid(msg->boot, PROTO_NONCE_HEX)))
+        return false;
+    if (proto_has_metrics(msg->type) && msg->m.cpu_milli > PROTO_MAX_CPU_MILLI)
         return false;
     return true;
 }
@@ -233,6 +238,25 @@ static enum proto_err proto_get_hex(struct proto_dec *d, const char *name, char 
     return proto_hex_valid(out, PROTO_NONCE_HEX) ? PROTO_OK : proto_fail(d, name, PROTO_E_RANGE);
 }
 
+/* Optional (agents before it did not send it): absent is 0, "unknown".
+ * Present, it is an integer in 1..PROTO_MAX_CPU_MILLI; 0 is refused, since
+ * a sender that does not know leaves the field out. */
+static enum proto_err proto_get_cpu_milli(struct proto_dec *d, struct proto_metrics *m)
+{
+    uint64_t v;
+    enum proto_err e;
+
+    m->cpu_milli = 0;
+    if (!cJSON_GetObjectItemCaseSensitive(d->root, "cpu_milli"))
+        return PROTO_OK;
+    if ((e = proto_get_uint(d, "cpu_milli", PROTO_MAX_CPU_MILLI, &v)))
+        return e;
+    if (v == 0)
+        return proto_fail(d, "cpu_milli", PROTO_E_RANGE);
+    m->cpu_milli = (uint32_t)v;
+    return PROTO_OK;
+}
+
 static enum proto_err proto_get_metrics(struct proto_dec *d, struct proto_metrics *m)
 {
     char svc[8];
@@ -263,7 +287,7 @@ static enum proto_err proto_get_metrics(struct proto_dec *d, struct proto_metric
     if (cg && !cJSON_IsBool(cg))
         return proto_fail(d, "cgroup", PROTO_E_FIELD);
     m->cgroup = cJSON_IsTrue(cg);
-    return PROTO_OK;
+    return proto_get_cpu_milli(d, m);
 }
 
 static enum proto_err proto_get_type(struct proto_dec *d, enum proto_type *out)

@@ -67,7 +67,8 @@ static const struct cfg_opt fuzz_opts[] = {
 };
 #undef O
 
-static const struct cfg_prog fuzz_prog = {"fuzz_cfg", "a table of every kind", "1", fuzz_opts};
+static const struct cfg_prog fuzz_prog = {"fuzz_cfg", "a table of every kind", "1", fuzz_opts,
+                                          NULL};
 
 static int cfg_fd = -1;
 static char cfg_path[64], cfg_arg[80];

@@ -89,7 +89,7 @@ static void fuzz_round_trip(const struct proto_msg *m)
     if (m2.type != m->type || m2.seq != m->seq || m2.ts_ms != m->ts_ms ||
         strcmp(m2.nonce, m->nonce) || strcmp(m2.name, m->name) || strcmp(m2.boot, m->boot) ||
         strcmp(m2.m.ip, m->m.ip) || m2.m.port != m->m.port || m2.m.service_up != m->m.service_up ||
-        m2.m.cgroup != m->m.cgroup)
+        m2.m.cgroup != m->m.cgroup || m2.m.cpu_milli != m->m.cpu_milli)
         fuzz_die("round trip changed an identity field");
     n2 = proto_encode(&m2, &ring, b2, sizeof(b2));
     if (n2 != n1 || memcmp(b1, b2, (size_t)n1) != 0)

@@ -38,8 +38,10 @@ METRICS = (',"ip":"127.0.0.1","port":8080,"ram_free":1000,"ram_total":4000,'
 def proto():
     msgs = {
         "probe_request": HDR % "probe_request" + "}",
-        "probe_response": HDR % "probe_response" + ID + ',"hold_ms":12.5' + METRICS + "}",
-        "hello": HDR % "hello" + ID + METRICS + ',"cgroup":true,"future":[1,{"x":null}]}',
+        "probe_response": HDR % "probe_response" + ID + ',"hold_ms":12.5' + METRICS
+        + ',"cpu_milli":2000}',
+        "hello": HDR % "hello" + ID + METRICS
+        + ',"cgroup":true,"cpu_milli":200,"future":[1,{"x":null}]}',
         "bye": HDR % "bye" + ID + "}",
     }
     for name, js in msgs.items():

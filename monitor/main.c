@@ -32,6 +32,7 @@ struct monitor_cfg {
     long long miss_down;
     long long max_nodes;
     long long rounds;
+    struct mon_weight_cfg weight;
     bool json;
     bool no_color;
     char *status_file;
@@ -58,19 +59,44 @@ static const struct cfg_opt monitor_opts[] = {
      "also write the last round's table (JSON) here, atomically"},
     OPTS_GROUP(struct monitor_cfg),
     OPTS_ROUNDS(struct monitor_cfg),
+    MON_WEIGHT_OPTS(struct monitor_cfg, weight),
     OPTS_KEY(struct monitor_cfg, NULL, "cluster key file (mode 0600)"),
     OPTS_LOG(struct monitor_cfg),
     {NULL},
 };
 #undef O
 
+/* --check-config: what monitor_build_cfg() would refuse. */
+static void monitor_check_hook(const void *obj, struct cfg_check *chk)
+{
+    const struct monitor_cfg *c = obj;
+
+    if (cfg_check_required(chk, "key", c->key))
+        cfg_check_key_file(chk, "key", c->key);
+    cfg_check_key_file(chk, "key-next", c->key_next);
+    cfg_check_hostport(chk, "group", c->group, false);
+    cfg_check_ip(chk, "mcast-if", c->mcast_if);
+    cfg_check_hostport(chk, "probe-listen", c->probe_listen, true);
+    if (c->agents.n > MON_UNICAST_MAX)
+        cfg_check_fail(chk, "agent", MON_UNICAST_MAX, "at most %d", MON_UNICAST_MAX);
+    cfg_check_hostports(chk, "agent", &c->agents, false);
+    if (c->weight.floor > c->weight.cap)
+        cfg_check_fail(chk, "weight-floor", 0, "is above weight-cap (%g)", c->weight.cap);
+    cfg_check_log_file(chk, "log-file", c->log_file);
+    cfg_check_log_file(chk, "status-file", c->status_file);
+}
+
 static const struct cfg_prog monitor_prog = {
     .name = "fulcrum-monitor",
     .summary = "Probes Fulcrum agents every interval and prints the status table once a\n"
                "round on stdout (text, or --json lines), for `tail -f`.\n"
-               "Signals: TERM/INT exit, HUP reopens the log, USR1 logs counters.",
+               "Signals: TERM/INT exit, HUP reopens the log, USR1 logs counters.\n"
+               "Exit status: 0 --rounds reached or stopped by a signal (or --help, --version,\n"
+               "--check-config OK); 2 bad options, configuration file, key or address; 1\n"
+               "the log file or a socket cannot be set up.",
     .version = "0.1.0",
     .opts = monitor_opts,
+    .check = monitor_check_hook,
 };
 
 #define MONITOR_OUT_MAX (1u << 22) /* 4 MiB: 4096 rows of JSON fit */
@@ -216,6 +242,7 @@ static int monitor_build_cfg(const struct monitor_cfg *c, struct key_ring *kr, s
     mc->table.max_nodes = (unsigned)c->max_nodes;
     mc->table.miss_down = (unsigned)c->miss_down;
     mc->table.forget_ms = (uint64_t)(c->forget * 1000.0);
+    mc->table.weight = c->weight;
     return 0;
 }
 

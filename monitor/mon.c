@@ -296,6 +296,8 @@ struct mon *mon_new(struct ev_loop *loop, const struct mon_cfg *cfg, char *err, 
         snprintf(err, errlen, "the monitor needs the cluster key");
         goto out_free;
     }
+    if (mon_weight_cfg_check(&cfg->table.weight, err, errlen) < 0)
+        goto out_free;
     m->gfd = net_mcast_socket(&cfg->group, cfg->mcast_if, cfg->ttl, err, errlen);
     if (m->gfd < 0)
         goto out_free;

@@ -18,6 +18,11 @@
  * - Tombstones: the (name, boot) of the last MON_TOMBSTONES agents that
  *   said bye, or were replaced by a new boot of the same name, in a ring.
  *   A hello or response from a tombstoned boot is stale.
+ * - Capacities: weights are shares of the biggest node's capacity
+ *   (weight.h, struct mon_weight_ref). ref_update() recomputes the
+ *   reference at every end of round, and at once when a report names a
+ *   capacity above it; when the biggest changes, every weight is rescaled
+ *   to the new unit, so the step limit is not spent on a change of unit.
  */
 #include "table.h"
 
@@ -64,6 +69,9 @@ struct mon_table {
     unsigned tomb_next;      /* ring slot the next tombstone overwrites */
     struct mon_row **sorted; /* scratch for end_round's sort */
     size_t sorted_cap;
+    struct mon_weight_ref ref; /* the cluster's capacities (ref_update) */
+    double *cpus;              /* scratch for ref_update */
+    size_t cpus_cap;
 };
 
 void mon_table_cfg_default(struct mon_table_cfg *cfg)
@@ -96,6 +104,7 @@ void mon_table_free(struct mon_table *t)
         free(r);
     }
     free(t->sorted);
+    free(t->cpus);
     free(t);
 }
 
@@ -239,7 +248,49 @@ static void row_sync_ranked(struct mon_table *t, struct mon_row *r)
 
 static double row_target(const struct mon_table *t, const struct mon_row *r)
 {
-    return mon_weight_target(&t->cfg.weight, &r->n.m, r->n.has_rtt ? r->n.srtt_ms : -1.0);
+    return mon_weight_target(&t->cfg.weight, &t->ref, &r->n.m, r->n.has_rtt ? r->n.srtt_ms : -1.0);
+}
+
+/* Recomputes the capacity reference from every row that reports one. When
+ * the largest capacity changes, weights are rescaled to it. Returns true
+ * when weights moved (the caller re-syncs rows and ranks). */
+static bool ref_update(struct mon_table *t)
+{
+    size_t count = HASH_COUNT(t->rows), k = 0;
+    double old_max = t->ref.max_cpus;
+    struct mon_row *r, *tmp;
+
+    if (count > t->cpus_cap) {
+        t->cpus = xrealloc(t->cpus, count * sizeof(*t->cpus));
+        t->cpus_cap = count;
+    }
+    HASH_ITER(hh, t->rows, r, tmp)
+    {
+        double c = mon_weight_cpus(&r->n.m);
+
+        if (c > 0.0)
+            t->cpus[k++] = c;
+    }
+    mon_weight_ref_set(&t->ref, t->cpus, k);
+    if (old_max <= 0.0 || t->ref.max_cpus <= 0.0 || old_max == t->ref.max_cpus)
+        return false;
+    HASH_ITER(hh, t->rows, r, tmp)
+    {
+        r->n.weight = mon_weight_rescale(&t->cfg.weight, r->n.weight, old_max, t->ref.max_cpus);
+    }
+    return true;
+}
+
+/* Every row's state and effective weight, then all ranks. */
+static void table_resync(struct mon_table *t)
+{
+    struct mon_row *r, *tmp;
+
+    HASH_ITER(hh, t->rows, r, tmp)
+    {
+        row_sync(r);
+    }
+    rank_all(t);
 }
 
 static void clear_round_flags(struct mon_table *t)
@@ -326,6 +377,7 @@ int mon_table_report(struct mon_table *t, const struct proto_msg *msg, double rt
     char name[PROTO_NAME_MAX + 1];
     char boot[PROTO_NONCE_HEX + 1];
     bool hello = msg->type == PROTO_HELLO;
+    bool rescaled;
     struct mon_row *r = NULL;
     int rc;
 
@@ -351,6 +403,8 @@ int mon_table_report(struct mon_table *t, const struct proto_msg *msg, double rt
     r->n.missed = 0;
     r->heard = true;
     r->reported = true;
+    /* A capacity above the reference changes the unit of every weight. */
+    rescaled = mon_weight_cpus(&r->n.m) > t->ref.max_cpus && ref_update(t);
 
     if (!r->n.m.service_up) {
         r->health = MON_DOWN;
@@ -362,7 +416,10 @@ int mon_table_report(struct mon_table *t, const struct proto_msg *msg, double rt
     /* A node never weighed starts at its target (mon_weight_step's rule). */
     if (!(r->n.weight > 0.0))
         r->n.weight = mon_weight_step(&t->cfg.weight, 0.0, row_target(t, r));
-    row_sync_ranked(t, r);
+    if (rescaled)
+        table_resync(t);
+    else
+        row_sync_ranked(t, r);
     return 0;
 }
 
@@ -419,6 +476,7 @@ void mon_table_end_round(struct mon_table *t, uint64_t now_ms)
 {
     struct mon_row *r, *tmp;
 
+    ref_update(t); /* row_end_round syncs every row and rank_all follows */
     HASH_ITER(hh, t->rows, r, tmp)
     {
         if (row_end_round(t, r, now_ms)) {

@@ -4,10 +4,18 @@
  *
  *   headroom  h = s * idle + (1 - s) * ram        in [0, 1]
  *             idle = cpu_idle / 100, ram = ram_free / ram_total
+ *   size      z = cpus / max_cpus                 in (0, 1]
+ *             cpus from the agent (cpu_milli / 1000), the cluster's median
+ *             capacity for an agent that sends none; max_cpus the largest
  *   penalty   p = 1 / (1 + rtt / (2 * rtt_ref))   in (0, 1], p(rtt_ref) = 2/3
- *   target    floor + (cap - floor) * h * p, clamped to [floor, cap]
+ *   target    cap * z * h * p, clamped to [floor, cap]
  *   step      prev + alpha * (target - prev), moved at most max_step,
  *             clamped to [floor, cap]
+ *
+ * z * h is the node's free capacity (what it can still absorb) as a share
+ * of the biggest node, and the target is proportional to it, with no
+ * offset: the balancer draws in proportion to weight, so an idle node with
+ * a fifth of the CPUs must weigh a fifth, not a fifth plus a constant.
  *
  * Every input is clamped to its range before use and a NaN counts as the
  * worst value it could have stood for (no idle CPU, no free RAM, an endless
@@ -16,7 +24,10 @@
  */
 #include "weight.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #define RAM_UNKNOWN_SHARE 0.5 /* ram_total <= 0: neither good nor bad */
 
@@ -28,6 +39,40 @@ void mon_weight_cfg_default(struct mon_weight_cfg *cfg)
     cfg->floor = MON_WEIGHT_FLOOR;
     cfg->cap = MON_WEIGHT_CAP;
     cfg->max_step = 32.0;
+}
+
+int mon_weight_cfg_check(const struct mon_weight_cfg *cfg, char *err, size_t errlen)
+{
+    if (!(cfg->floor <= cfg->cap)) {
+        snprintf(err, errlen, "--weight-floor %g is above --weight-cap %g", cfg->floor, cfg->cap);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return (x > y) - (x < y);
+}
+
+void mon_weight_ref_set(struct mon_weight_ref *ref, double *cpus, size_t n)
+{
+    ref->max_cpus = 0.0;
+    ref->median_cpus = 0.0;
+    if (n == 0)
+        return;
+    qsort(cpus, n, sizeof(*cpus), cmp_double);
+    ref->max_cpus = cpus[n - 1];
+    ref->median_cpus = n % 2 ? cpus[n / 2] : (cpus[n / 2 - 1] + cpus[n / 2]) / 2.0;
+}
+
+double mon_weight_cpus(const struct proto_metrics *m)
+{
+    if (m->cpu_milli == 0 || m->cpu_milli > PROTO_MAX_CPU_MILLI)
+        return 0.0;
+    return m->cpu_milli / 1000.0;
 }
 
 /* x clamped to [lo, hi]; NaN becomes `worst`. */
@@ -78,6 +123,21 @@ static double headroom(const struct mon_weight_cfg *cfg, const struct proto_metr
     return share * idle + (1.0 - share) * ram;
 }
 
+/* The node's size as a share of the biggest, in (0, 1]; 1 when no capacity
+ * is known anywhere, so the formula is headroom alone. */
+static double size_share(const struct mon_weight_ref *ref, const struct proto_metrics *m)
+{
+    double cpus = mon_weight_cpus(m);
+
+    if (!ref || !isfinite(ref->max_cpus) || ref->max_cpus <= 0.0)
+        return 1.0;
+    if (cpus <= 0.0)
+        cpus = ref->median_cpus;
+    if (!isfinite(cpus) || cpus <= 0.0)
+        return 1.0;
+    return cpus >= ref->max_cpus ? 1.0 : cpus / ref->max_cpus;
+}
+
 /* RTT penalty in [0, 1]: 1 at 0 ms, 2/3 at rtt_ref_ms, 1/2 at twice that.
  * rtt_ms < 0 is "not measured": no penalty. NaN is the worst case. */
 static double rtt_penalty(const struct mon_weight_cfg *cfg, double rtt_ms)
@@ -93,15 +153,26 @@ static double rtt_penalty(const struct mon_weight_cfg *cfg, double rtt_ms)
     return 1.0 / (1.0 + rtt_ms / (2.0 * ref));
 }
 
-double mon_weight_target(const struct mon_weight_cfg *cfg, const struct proto_metrics *m,
-                         double rtt_ms)
+double mon_weight_target(const struct mon_weight_cfg *cfg, const struct mon_weight_ref *ref,
+                         const struct proto_metrics *m, double rtt_ms)
 {
     double lo, hi;
     double w;
 
     bounds(cfg, &lo, &hi);
-    w = lo + (hi - lo) * headroom(cfg, m) * rtt_penalty(cfg, rtt_ms);
+    w = hi * size_share(ref, m) * headroom(cfg, m) * rtt_penalty(cfg, rtt_ms);
     return clamp_or(w, lo, hi, lo);
+}
+
+double mon_weight_rescale(const struct mon_weight_cfg *cfg, double w, double old_max,
+                          double new_max)
+{
+    double lo, hi;
+
+    if (!(w > 0.0) || !isfinite(old_max) || !isfinite(new_max) || old_max <= 0.0 || new_max <= 0.0)
+        return w;
+    bounds(cfg, &lo, &hi);
+    return clamp_or(w * old_max / new_max, lo, hi, lo);
 }
 
 double mon_weight_step(const struct mon_weight_cfg *cfg, double prev, double target)

@@ -175,6 +175,8 @@ exec 3<>"/dev/tcp/127.0.0.1/$admin_port"
 printf 'GET /status HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n' >&3
 sed '1,/^\r$/d' <&3
 exec 3<&-
+echo "==> the same through the runtime API (fulcrumctl nodes; the live page is http://127.0.0.1:$admin_port/):"
+"$bin/ctl/fulcrumctl" --admin "127.0.0.1:$admin_port" nodes
 for n in a b; do
   echo "==> cache-$n counters (GET /_fulcrum/stats):"
   exec 3<>"/dev/tcp/127.0.0.1/$((port0 + $([ $n = a ] && echo 0 || echo 1)))"

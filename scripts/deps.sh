@@ -4,9 +4,13 @@
 set -euo pipefail
 
 build=(cmake make gcc pkg-config libev-dev libstatgrab-dev libcjson-dev libsodium-dev
-       libinih-dev uthash-dev libhttp-parser-dev)
+       libinih-dev uthash-dev libhttp-parser-dev libsystemd-dev
+       help2man)          # man pages from --help (cmake/Packaging.cmake)
 test=(libcriterion-dev clang-format iproute2 ansible-core ansible-lint yamllint
-      python3 curl jq)   # python3, curl, jq: tests/integration/test_netns.sh
+      python3 curl jq    # python3, curl, jq: tests/integration/test_netns*.sh
+      valgrind           # tests/valgrind.sh (the valgrind stage of scripts/test.sh)
+      chromium           # tests/integration/test_status_page.c
+      dpkg-dev systemd python3-jinja2 python3-yaml)   # tests/packaging/test_package.sh
 demo=(python3 wrk)
 bench=(haproxy nginx-light libnginx-mod-stream varnish wrk procps python3 gnuplot-nox)
 fuzz=(clang libclang-rt-14-dev)   # libFuzzer + ASan/UBSan runtimes for clang 14

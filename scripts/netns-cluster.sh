@@ -35,6 +35,14 @@
 # default c) is wired to the bridge through scripts/netns-delay.py, a userspace
 # wire that holds the host's outgoing frames for the delay.
 #
+# Probe loss and reordering: NCL_LOSS_HOST (default none; the loss test
+# uses lb) is also wired through scripts/netns-delay.py when the kernel has
+# no sch_netem. ncl_probe_loss HOST LOSS REORDER then loses and reorders the
+# UDP datagrams of the group's port that HOST sends (as netem on its eth0),
+# at most one in a row per flow, and ncl_blackhole HOST on|off loses every
+# one of them from HOST (with netem: on HOST's eth0; without: on the relay
+# of NCL_LOSS_HOST). Nothing else on the wire (HTTP, replication) is touched.
+#
 # Metrics: each agent reports against a cgroup directory of its own that
 # nothing runs in (one CPU, 1 GiB, always idle: see ncl_fixed_cgroup), so the
 # hosts' weights differ by RTT only; NCL_METRICS=host reports this machine's
@@ -42,7 +50,7 @@
 #
 # Environment: NCL_NET (first three octets, default 10.77.0), NCL_GROUP
 # (default 239.255.77.77:7777), NCL_SLOWSTART (default 6), NCL_DELAY
-# (auto|netem|relay), NCL_DELAY_HOST, NCL_METRICS (fixed|host), and extra
+# (auto|netem|relay), NCL_DELAY_HOST, NCL_LOSS_HOST, NCL_METRICS (fixed|host), and extra
 # flags for the daemons: NCL_BALANCER_ARGS, NCL_AGENT_ARGS, NCL_CACHE_ARGS,
 # NCL_MONITOR_ARGS.
 
@@ -53,6 +61,7 @@ NCL_INTERVAL=${NCL_INTERVAL:-1}
 NCL_SLOWSTART=${NCL_SLOWSTART:-6}
 NCL_DELAY=${NCL_DELAY:-auto}
 NCL_DELAY_HOST=${NCL_DELAY_HOST:-c}
+NCL_LOSS_HOST=${NCL_LOSS_HOST:-}
 NCL_METRICS=${NCL_METRICS:-fixed}
 NCL_LB_PORT=80
 NCL_ADMIN=127.0.0.1:9901
@@ -151,16 +160,16 @@ ncl_have_netem() {
 # through the delay relay when HOST is the delayed host and netem is missing.
 ncl_wire() {
   local h=$1 ns=${NCL_NS[$1]}
-  if [ "$NCL_DELAY" = relay ] && [ "$h" = "$NCL_DELAY_HOST" ]; then
+  if [ "$NCL_DELAY" = relay ] && { [ "$h" = "$NCL_DELAY_HOST" ] || [ "$h" = "$NCL_LOSS_HOST" ]; }; then
     # eth0 <-> h$h (relay) <-> r$h ... p$h (bridge port)
     ip -n "$NCL_SW" link add "h$h" type veth peer name eth0 netns "$ns" &&
       ip -n "$NCL_SW" link add "r$h" type veth peer name "p$h" &&
       ip -n "$NCL_SW" link set "r$h" up && ip -n "$NCL_SW" link set "h$h" up || return 1
-    echo 0 >"$NCL_RUN/delay-$h.ms"
+    echo 0 >"$NCL_RUN/wire-$h.ctl"
     ncl_spawn "relay-$h" "$NCL_SW" python3 "$NCL_SRC/scripts/netns-delay.py" \
-      "h$h" "r$h" "$NCL_RUN/delay-$h.ms"
-    NCL_RELAY=$h
-    ncl_wait 10 "the delay relay of $h" ncl_log_has "relay-$h" "^ready" || return 1
+      "h$h" "r$h" "$NCL_RUN/wire-$h.ctl" --port "${NCL_GROUP##*:}"
+    [ "$h" = "$NCL_DELAY_HOST" ] && NCL_RELAY=$h
+    ncl_wait 10 "the relay of $h" ncl_log_has "relay-$h" "^ready" || return 1
   else
     ip -n "$NCL_SW" link add "h$h" type veth peer name eth0 netns "$ns" &&
       ip -n "$NCL_SW" link set "h$h" name "p$h" || return 1
@@ -321,10 +330,78 @@ ncl_delay() {
       tc -n "${NCL_NS[$h]}" qdisc replace dev eth0 root netem delay "${ms}ms"
     fi
   elif [ "$h" = "$NCL_RELAY" ]; then
-    echo "$ms" >"$NCL_RUN/delay-$h.ms" && kill -HUP "${NCL_PID[relay-$h]}"
+    ncl_wire_set "$h" "delay=$ms"
   else
     ncl_log "no sch_netem: only host $NCL_RELAY can be delayed (NCL_DELAY_HOST)"
     return 1
+  fi
+}
+
+# ncl_wire_set HOST KEY=VALUE...: new settings for HOST's relay (the keys of
+# scripts/netns-delay.py's CTL_FILE); returns once the relay has them.
+ncl_wire_set() {
+  local h=$1 n
+  shift
+  [ -n "${NCL_PID[relay-$h]:-}" ] || { ncl_log "host $h has no relay"; return 1; }
+  n=$(grep -c '^delay_ms=' "$NCL_RUN/relay-$h.log")
+  echo "$*" >"$NCL_RUN/wire-$h.ctl" && kill -HUP "${NCL_PID[relay-$h]}" || return 1
+  ncl_wait 10 "the relay of $h to take '$*'" ncl_lines_above "relay-$h" '^delay_ms=' "$n"
+}
+
+# ncl_lines_above NAME PATTERN N: RUN/NAME.log has more than N lines matching PATTERN.
+ncl_lines_above() { (($(grep -c -- "$2" "$NCL_RUN/$1.log") > $3)); }
+
+# ncl_relay_stats HOST: the counters line of HOST's relay ("stats sent=..").
+ncl_relay_stats() {
+  local n
+  n=$(grep -c '^stats ' "$NCL_RUN/relay-$1.log")
+  kill -USR1 "${NCL_PID[relay-$1]}" || return 1
+  ncl_wait 10 "the relay's counters" ncl_lines_above "relay-$1" '^stats ' "$n" &&
+    grep '^stats ' "$NCL_RUN/relay-$1.log" | tail -n 1
+}
+
+# ncl_netem_port HOST HANDLE NETEM...: netem NETEM... on the UDP datagrams of
+# the group's port that HOST sends (a prio band of its own, chosen by u32);
+# nothing else. "ncl_netem_port HOST" alone removes it.
+ncl_netem_port() {
+  local ns=${NCL_NS[$1]} port=${NCL_GROUP##*:}
+  shift
+  tc -n "$ns" qdisc del dev eth0 root 2>/dev/null
+  [ $# -eq 0 ] && return 0
+  tc -n "$ns" qdisc add dev eth0 root handle 1: prio bands 4 &&
+    tc -n "$ns" qdisc add dev eth0 parent 1:4 handle 40: netem "$@" &&
+    tc -n "$ns" filter add dev eth0 parent 1: protocol ip prio 1 u32 \
+      match ip protocol 17 0xff match ip sport "$port" 0xffff flowid 1:4 &&
+    tc -n "$ns" filter add dev eth0 parent 1: protocol ip prio 2 u32 \
+      match ip protocol 17 0xff match ip dport "$port" 0xffff flowid 1:4
+}
+
+# ncl_probe_loss HOST LOSS REORDER: LOSS % of the probe-path datagrams HOST
+# sends are lost, REORDER % held and sent after the next one; 0 0: none.
+# The relay loses or holds at most one datagram in a row per flow; netem
+# (not run on the machine this was written on) has no such cap.
+ncl_probe_loss() {
+  if [ "$NCL_DELAY" = netem ]; then
+    if [ "$2" = 0 ] && [ "$3" = 0 ]; then
+      ncl_netem_port "$1"
+    else
+      ncl_netem_port "$1" delay 5ms reorder "$((100 - $3))%" loss "$2%"
+    fi
+  else
+    ncl_wire_set "$1" "loss=$2 reorder=$3 max_burst=1 dir=out"
+  fi
+}
+
+# ncl_blackhole HOST on|off: every probe-path datagram HOST sends is lost
+# (off: none). Without netem, on the relay of NCL_LOSS_HOST, which must be
+# between HOST and the prober.
+ncl_blackhole() {
+  local on=-
+  if [ "$NCL_DELAY" = netem ]; then
+    if [ "$2" = on ]; then ncl_netem_port "$1" loss 100%; else ncl_netem_port "$1"; fi
+  else
+    [ "$2" = on ] && on=${NCL_IP[$1]}
+    ncl_wire_set "$NCL_LOSS_HOST" "blackhole=$on"
   fi
 }
 
@@ -406,7 +483,7 @@ EOF
   if [ "$NCL_DELAY" = netem ]; then
     echo "  tc -n ${NCL_NS[c]} qdisc replace dev eth0 root netem delay 20ms   # 20 ms more from cache-c"
   else
-    echo "  echo 20 > $NCL_RUN/delay-$NCL_RELAY.ms; kill -HUP ${NCL_PID[relay-$NCL_RELAY]}   # 20 ms more from cache-$NCL_RELAY (no sch_netem here)"
+    echo "  echo delay=20 > $NCL_RUN/wire-$NCL_RELAY.ctl; kill -HUP ${NCL_PID[relay-$NCL_RELAY]}   # 20 ms more from cache-$NCL_RELAY (no sch_netem here)"
   fi
   while :; do
     sleep 3600 &

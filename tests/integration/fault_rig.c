@@ -421,9 +421,29 @@ static void *fr_load_run(void *arg)
     return NULL;
 }
 
+/* A whole number from the environment within [min, max]; def when unset.
+ * The long variants of bench/faults.sh set these. */
+static long fr_env(const char *name, long def, long min, long max)
+{
+    const char *s = getenv(name);
+    char *end;
+    long v;
+
+    if (!s || !*s)
+        return def;
+    errno = 0;
+    v = strtol(s, &end, 10);
+    cr_assert(!errno && !*end && v >= min && v <= max, "%s=%s: not a number in %ld..%ld", name, s,
+              min, max);
+    return v;
+}
+
 void fr_load_start(struct fr_load *l, unsigned port, int nthreads, int pace_us, const char *prefix,
                    const char *const *names, size_t nnames)
 {
+    /* FULCRUM_FAULTS_THREADS and _PACE_US: more, or faster, clients. */
+    nthreads = (int)fr_env("FULCRUM_FAULTS_THREADS", nthreads, 1, FR_THREADS_MAX);
+    pace_us = (int)fr_env("FULCRUM_FAULTS_PACE_US", pace_us, 100, 1000000);
     cr_assert_leq(nthreads, FR_THREADS_MAX);
     memset(l, 0, sizeof(*l));
     l->port = port;
@@ -454,8 +474,12 @@ static size_t fr_thread_done(const struct fr_thread *t)
 
 void fr_load_await_progress(struct fr_load *l, int64_t after)
 {
-    int64_t deadline = fr_now_us() + (int64_t)FR_WAIT_MS * 1000;
+    /* FULCRUM_FAULTS_HOLD_S: the load runs this much longer at every wait
+     * (before the fault and after each reaction). */
+    int64_t hold = fr_env("FULCRUM_FAULTS_HOLD_S", 0, 0, 3600) * 1000000;
+    int64_t deadline = fr_now_us() + hold + (int64_t)FR_WAIT_MS * 1000;
 
+    after += hold;
     for (int i = 0; i < l->nthreads; i++) {
         const struct fr_thread *t = &l->t[i];
 

@@ -17,6 +17,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#define H_WRAP_MAX    32  /* words of FULCRUM_TEST_WRAPPER at most */
+#define H_WRAPPED_MAX 256 /* daemons stopped at exit under a wrapper */
+
 static long long h_now_ms(void)
 {
     struct timespec ts;
@@ -28,6 +31,83 @@ static long long h_now_ms(void)
 static void h_child_setup(void)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+}
+
+/* FULCRUM_TEST_TIMEOUT_SCALE (a whole number, default 1) stretches every
+ * wait of this file: daemons under valgrind start and stop slower. */
+static long long h_scaled(int timeout_ms)
+{
+    const char *s = getenv("FULCRUM_TEST_TIMEOUT_SCALE");
+    long k = s ? strtol(s, NULL, 10) : 1;
+
+    return (long long)timeout_ms * (k >= 1 && k <= 100 ? k : 1);
+}
+
+/* In the child: runs argv, behind FULCRUM_TEST_WRAPPER's words when it is
+ * set (e.g. "valgrind --leak-check=full"), so a daemon keeps its PID. */
+static void h_exec(char *const argv[])
+{
+    const char *w = getenv("FULCRUM_TEST_WRAPPER");
+    char *words, *save = NULL, *v[H_WRAP_MAX + 64];
+    size_t n = 0;
+
+    if (!w || !*w || !(words = strdup(w)))
+        execv(argv[0], argv);
+    else {
+        for (char *t = strtok_r(words, " ", &save); t && n < H_WRAP_MAX;
+             t = strtok_r(NULL, " ", &save))
+            v[n++] = t;
+        for (size_t i = 0; argv[i] && n < sizeof(v) / sizeof(v[0]) - 1; i++)
+            v[n++] = argv[i];
+        v[n] = NULL;
+        execvp(v[0], v);
+    }
+    _exit(127);
+}
+
+/* Under a wrapper, the daemons still running when the test process exits
+ * get SIGTERM and are waited for, so that valgrind's leak check runs in
+ * them (PR_SET_PDEATHSIG's SIGKILL would cut it). */
+static pid_t h_wrapped[H_WRAPPED_MAX];
+
+static void h_forget(pid_t pid)
+{
+    for (size_t i = 0; i < H_WRAPPED_MAX; i++)
+        if (h_wrapped[i] == pid)
+            h_wrapped[i] = 0;
+}
+
+static void h_stop_wrapped(void)
+{
+    long long deadline = h_now_ms() + h_scaled(5000);
+    int status;
+
+    for (size_t i = 0; i < H_WRAPPED_MAX; i++)
+        if (h_wrapped[i] > 0)
+            kill(h_wrapped[i], SIGTERM);
+    for (size_t i = 0; i < H_WRAPPED_MAX; i++) {
+        while (h_wrapped[i] > 0 && waitpid(h_wrapped[i], &status, WNOHANG) == 0 &&
+               h_now_ms() < deadline)
+            poll(NULL, 0, 20);
+        h_wrapped[i] = 0;
+    }
+}
+
+static void h_track(pid_t pid)
+{
+    static bool registered;
+    const char *w = getenv("FULCRUM_TEST_WRAPPER");
+
+    if (!w || !*w)
+        return;
+    if (!registered)
+        registered = atexit(h_stop_wrapped) == 0;
+    for (size_t i = 0; i < H_WRAPPED_MAX; i++) {
+        if (h_wrapped[i] <= 0) {
+            h_wrapped[i] = pid;
+            return;
+        }
+    }
 }
 
 void h_spawn(struct h_proc *p, char *const argv[])
@@ -42,9 +122,9 @@ void h_spawn(struct h_proc *p, char *const argv[])
         h_child_setup();
         dup2(out[1], STDOUT_FILENO);
         dup2(err[1], STDERR_FILENO);
-        execv(argv[0], argv);
-        _exit(127);
+        h_exec(argv);
     }
+    h_track(p->pid);
     close(out[1]);
     close(err[1]);
     p->out.fd = out[0];
@@ -65,10 +145,9 @@ static const char *h_take_line(struct h_stream *s)
     return start;
 }
 
-const char *h_next_line(struct h_proc *p, int which, int timeout_ms)
+static const char *h_line_until(struct h_proc *p, int which, long long deadline)
 {
     struct h_stream *s = which == 1 ? &p->out : &p->err;
-    long long deadline = h_now_ms() + timeout_ms;
 
     for (;;) {
         const char *line = h_take_line(s);
@@ -92,12 +171,17 @@ const char *h_next_line(struct h_proc *p, int which, int timeout_ms)
     }
 }
 
+const char *h_next_line(struct h_proc *p, int which, int timeout_ms)
+{
+    return h_line_until(p, which, h_now_ms() + h_scaled(timeout_ms));
+}
+
 const char *h_wait_for(struct h_proc *p, int which, const char *needle, int timeout_ms)
 {
-    long long deadline = h_now_ms() + timeout_ms;
+    long long deadline = h_now_ms() + h_scaled(timeout_ms);
     const char *line;
 
-    while ((line = h_next_line(p, which, (int)(deadline - h_now_ms()))) != NULL) {
+    while ((line = h_line_until(p, which, deadline)) != NULL) {
         if (strstr(line, needle))
             return line;
     }
@@ -112,13 +196,14 @@ void h_signal(struct h_proc *p, int sig)
 
 int h_reap(struct h_proc *p, int timeout_ms)
 {
-    long long deadline = h_now_ms() + timeout_ms;
+    long long deadline = h_now_ms() + h_scaled(timeout_ms);
     int status;
 
     while (h_now_ms() < deadline) {
         pid_t r = waitpid(p->pid, &status, WNOHANG);
 
         if (r == p->pid) {
+            h_forget(p->pid);
             p->pid = 0;
             return status;
         }
@@ -133,6 +218,7 @@ int h_reap(struct h_proc *p, int timeout_ms)
     }
     kill(p->pid, SIGKILL);
     waitpid(p->pid, &status, 0);
+    h_forget(p->pid);
     p->pid = 0;
     return -1;
 }

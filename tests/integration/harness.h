@@ -25,7 +25,11 @@ struct h_proc {
     struct h_stream out, err;
 };
 
-/* Starts argv[0] with stdout and stderr on pipes. Asserts on failure. */
+/* Starts argv[0] with stdout and stderr on pipes. Asserts on failure.
+ * With FULCRUM_TEST_WRAPPER set (space-separated words, e.g. "valgrind
+ * --leak-check=full"), runs argv behind those words; the wrapper must exec
+ * argv in its own process (valgrind does), so signals reach the daemon.
+ * FULCRUM_TEST_TIMEOUT_SCALE=N multiplies the waits below by N. */
 void h_spawn(struct h_proc *p, char *const argv[]);
 
 /* Returns the next complete line of stdout (which=1) or stderr (which=2),

@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -480,4 +481,79 @@ Test(usage, malformed)
     cr_assert_eq(cg_read_mem_usage(&p, &v), -EINVAL);
     p = paths_in(CG_V1, "malformed/v1/cpuacct-negative");
     cr_assert_eq(cg_read_cpu_usage_ns(&p, &v), -EINVAL);
+}
+
+/* cg_cpu_milli: the capacity the agent puts on the wire */
+
+Test(capacity, quota_from_v1_and_v2_fixtures)
+{
+    struct cg_paths p;
+    struct cg_limits l;
+
+    cr_assert_eq(cg_from_dir(FIX "/v1/fs/cpu/app", &p), 0);
+    cr_assert_eq(cg_read_limits(&p, &l), 0);
+    cr_assert_eq(cg_cpu_milli(&l, 8), 200); /* 0.2 cores of 8 */
+    cr_assert_eq(cg_cpu_milli(&l, 0), 200); /* online count unknown: the quota */
+    cr_assert_eq(cg_from_dir(FIX "/v1-combined/fs/cpu/svc", &p), 0);
+    cr_assert_eq(cg_read_limits(&p, &l), 0);
+    cr_assert_eq(cg_cpu_milli(&l, 4), 1500);
+    cr_assert_eq(cg_cpu_milli(&l, 1), 1000, "a quota above the online CPUs is capped");
+    p = paths_in(CG_V2, "v2/fs/app");
+    cr_assert_eq(cg_read_limits(&p, &l), 0);
+    cr_assert_eq(cg_cpu_milli(&l, 2), 500);
+}
+
+Test(capacity, no_quota_is_the_online_cpus)
+{
+    struct cg_paths p = paths_in(CG_V2, "v2/fs/nolimit");
+    struct cg_limits l;
+
+    cr_assert_eq(cg_read_limits(&p, &l), 0);
+    cr_assert_eq(cg_cpu_milli(&l, 2), 2000);
+    cr_assert_eq(cg_cpu_milli(NULL, 64), 64000);
+    cr_assert_eq(cg_cpu_milli(&l, 0), 0, "nothing known: unknown, not a guess");
+    cr_assert_eq(cg_cpu_milli(NULL, -1), 0);
+}
+
+/* A malformed quota file leaves "no limit" behind (cg_read_limits says
+ * -EINVAL), so the capacity falls back to the online CPUs, never to junk. */
+Test(capacity, malformed_quota_gives_no_quota_figure)
+{
+    static const char *const bad[] = {"cpumax-junk", "cpumax-zero-period", "cpumax-negative",
+                                      "cpumax-huge"};
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char rel[256];
+        struct cg_paths p;
+        struct cg_limits l;
+
+        snprintf(rel, sizeof(rel), "malformed/v2/%s", bad[i]);
+        p = paths_in(CG_V2, rel);
+        cr_assert_eq(cg_read_limits(&p, &l), -EINVAL, "%s", bad[i]);
+        cr_assert_eq(cg_cpu_milli(&l, 4), 4000, "%s", bad[i]);
+    }
+}
+
+Test(capacity, rounding_and_bounds)
+{
+    struct cg_limits l = {.has_cpu_quota = true, .cpu_cores = 0.0004};
+
+    cr_assert_eq(cg_cpu_milli(&l, 4), 1, "a tiny quota is at least 1 milli-CPU");
+    l.cpu_cores = 0.0125;
+    cr_assert_eq(cg_cpu_milli(&l, 4), 13);
+    l.cpu_cores = 1e9;
+    cr_assert_eq(cg_cpu_milli(&l, 0), CG_CPU_MILLI_MAX);
+    cr_assert_eq(cg_cpu_milli(NULL, 1L << 30), CG_CPU_MILLI_MAX);
+    /* Values cg_read_limits never makes are ignored, not trusted. */
+    l.cpu_cores = -1.0;
+    cr_assert_eq(cg_cpu_milli(&l, 3), 3000);
+    l.cpu_cores = 0.0;
+    cr_assert_eq(cg_cpu_milli(&l, 3), 3000);
+    l.cpu_cores = NAN;
+    cr_assert_eq(cg_cpu_milli(&l, 3), 3000);
+    l.cpu_cores = INFINITY;
+    cr_assert_eq(cg_cpu_milli(&l, 3), 3000);
+    l.cpu_cores = 0.5;
+    l.has_cpu_quota = false;
+    cr_assert_eq(cg_cpu_milli(&l, 3), 3000, "cpu_cores without has_cpu_quota is not a quota");
 }

@@ -7,6 +7,7 @@
  * are wide enough to hold for any seed; each prints what it measured so
  * docs/balancing.md can quote it. */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,9 +132,9 @@ Test(weighted, no_herd_within_a_round)
     cr_expect_eq(picks[1], 1000, "best herds onto the 101: got %u", picks[1]);
 }
 
-/* Without updating actives: two draws from equal weights differ half the
- * time, and then the less loaded one wins; the loaded one is kept only
- * when both draws are it: 1/4. */
+/* Two distinct draws: with two candidates both are always compared, so
+ * the loaded one is never chosen (drawn with replacement it was, whenever
+ * both draws were it: 1/4 of the time). */
 Test(weighted, keeps_the_less_loaded_of_two_draws)
 {
     static const unsigned w[] = {100, 100};
@@ -147,13 +148,14 @@ Test(weighted, keeps_the_less_loaded_of_two_draws)
         picks[lb_policy_weighted.pick(st, c, 2)]++;
     lb_policy_weighted.state_free(st);
     fprintf(stderr, "weighted two draws: loaded node %u of 20000\n", picks[0]);
-    cr_expect(picks[0] > 4600 && picks[0] < 5400, "loaded node got %u of 20000, want ~5000",
-              picks[0]);
+    cr_expect_eq(picks[0], 0, "loaded node got %u of 20000, want 0", picks[0]);
 }
 
 /* active/weight by cross-multiplication: 10/100 > 20/300, so node 1 is
  * less loaded although its count is higher; and 32-bit products would
- * overflow here. */
+ * overflow here (in 32 bits 4e9 * 4e9 wraps to 1983905792 and
+ * 3999999999 * 4e9 to 2278873088, which reverses the order and would give
+ * node 0 about half the picks). */
 Test(weighted, compares_active_per_weight)
 {
     static const unsigned w[] = {100, 300};
@@ -168,16 +170,101 @@ Test(weighted, compares_active_per_weight)
     for (s = 0; s < 4000; s++)
         picks[lb_policy_weighted.pick(st, c, 2)]++;
     fprintf(stderr, "weighted cross-multiplication: node 0 %u of 4000\n", picks[0]);
-    /* node 0 only when both draws are it: (1/4)^2 */
-    cr_expect_lt(picks[0], 4000 / 16 + 100, "node 0 got %u", picks[0]);
+    cr_expect_eq(picks[0], 0, "node 0 got %u", picks[0]);
 
     cands(c, wbig, abig, 2);
     picks[0] = picks[1] = 0;
     for (s = 0; s < 4000; s++)
         picks[lb_policy_weighted.pick(st, c, 2)]++;
-    cr_expect_lt(picks[0], 4000 / 4 + 150, "node 0 got %u", picks[0]);
-    cr_expect_gt(picks[0], 4000 / 4 - 150, "node 0 got %u", picks[0]);
+    cr_expect_eq(picks[0], 0, "node 0 got %u", picks[0]);
     cr_expect_eq(lb_policy_weighted.pick(st, c, 1), 0);
+    lb_policy_weighted.state_free(st);
+}
+
+/* Frozen counts, weights 100/200/300 (W = 600). The pair {i, j} is drawn
+ * with probability w_i/W * w_j/(W - w_i) + w_j/W * w_i/(W - w_j):
+ *   {0,1} = 1/6 * 2/5 + 2/6 * 1/4 = 0.15
+ *   {0,2} = 1/6 * 3/5 + 3/6 * 1/3 = 4/15 (0.2667)
+ *   {1,2} = 2/6 * 3/4 + 3/6 * 2/3 = 7/12 (0.5833)
+ * With active 3/2/1 (per weight 0.03 > 0.01 > 0.0033) the pair's second
+ * node wins: node 0 never, node 1 0.15, node 2 0.85. (With replacement it
+ * was 1/36, 2/9 and 3/4.) With every count 0 all pairs tie and the heavier
+ * wins: the same 0 / 0.15 / 0.85. */
+static void frozen_shares(const unsigned *active, double *share)
+{
+    static const unsigned w[] = {100, 200, 300};
+    const unsigned picks_n = 60000;
+    struct lb_cand c[3];
+    void *st = lb_policy_weighted.state_new(5);
+    unsigned picks[3] = {0, 0, 0}, s;
+
+    cands(c, w, active, 3);
+    for (s = 0; s < picks_n; s++)
+        picks[lb_policy_weighted.pick(st, c, 3)]++;
+    lb_policy_weighted.state_free(st);
+    for (s = 0; s < 3; s++)
+        share[s] = (double)picks[s] / picks_n;
+}
+
+Test(weighted, distinct_draws_exact_distribution)
+{
+    static const unsigned loaded[] = {3, 2, 1};
+    static const unsigned idle[] = {0, 0, 0};
+    static const unsigned pair01[] = {0, 0, 9}; /* node 2 loses every pair */
+    double sh[3];
+
+    frozen_shares(loaded, sh);
+    fprintf(stderr, "weighted frozen 3/2/1: %.4f %.4f %.4f (want 0 0.15 0.85)\n", sh[0], sh[1],
+            sh[2]);
+    cr_expect_eq(sh[0], 0.0);
+    cr_expect(fabs(sh[1] - 0.15) < 0.006, "node 1: %.4f", sh[1]);
+    cr_expect(fabs(sh[2] - 0.85) < 0.006, "node 2: %.4f", sh[2]);
+    frozen_shares(idle, sh);
+    fprintf(stderr, "weighted frozen idle: %.4f %.4f %.4f (want 0 0.15 0.85)\n", sh[0], sh[1],
+            sh[2]);
+    cr_expect_eq(sh[0], 0.0);
+    cr_expect(fabs(sh[1] - 0.15) < 0.006, "node 1: %.4f", sh[1]);
+    /* node 2 last: node 0 wins {0,2} (4/15), node 1 wins {0,1} and {1,2} */
+    frozen_shares(pair01, sh);
+    fprintf(stderr, "weighted frozen 0/0/9: %.4f %.4f %.4f (want 0 0.7333 0.2667)\n", sh[0], sh[1],
+            sh[2]);
+    cr_expect(fabs(sh[0] - 4.0 / 15.0) < 0.006, "node 0: %.4f", sh[0]);
+    cr_expect(fabs(sh[1] - (0.15 + 7.0 / 12.0)) < 0.006, "node 1: %.4f", sh[1]);
+    cr_expect_eq(sh[2], 0.0);
+}
+
+/* The skewed cluster: a node with a tiny weight is never chosen while both
+ * others are idle, whatever its own count: it is always drawn with one of
+ * them, and loses on load or on the tie at 0. */
+Test(weighted, weakest_never_chosen_while_others_idle)
+{
+    static const unsigned w[] = {256, 256, 16};
+    struct lb_cand c[3];
+    void *st = lb_policy_weighted.state_new(11);
+    unsigned picks[3] = {0, 0, 0}, s, k;
+
+    for (k = 0; k < 4; k++) {
+        unsigned active[] = {0, 0, k};
+
+        cands(c, w, active, 3);
+        for (s = 0; s < 20000; s++)
+            picks[lb_policy_weighted.pick(st, c, 3)]++;
+    }
+    fprintf(stderr, "weighted weakest, others idle: %u %u %u of 80000\n", picks[0], picks[1],
+            picks[2]);
+    cr_expect_eq(picks[2], 0, "the weakest got %u", picks[2]);
+    cr_expect_gt(picks[0], 35000);
+    cr_expect_gt(picks[1], 35000);
+    /* once both others hold a connection, the weakest at 0 wins its pairs */
+    unsigned busy[] = {1, 1, 0};
+
+    picks[2] = 0;
+    cands(c, w, busy, 3);
+    for (s = 0; s < 20000; s++)
+        picks[2] += lb_policy_weighted.pick(st, c, 3) == 2;
+    fprintf(stderr, "weighted weakest, others at 1: %u of 20000\n", picks[2]);
+    /* P(the pair holds node 2) = 16/528 + 2 * 256/528 * 16/272 = 0.0873 */
+    cr_expect(picks[2] > 1600 && picks[2] < 1900, "the weakest got %u", picks[2]);
     lb_policy_weighted.state_free(st);
 }
 

@@ -32,7 +32,7 @@ static const struct cfg_opt opts[] = {
     {"peer", CFG_LIST, O(peers), 0, 0, NULL, NULL, "P", "peers"},
     {NULL},
 };
-static const struct cfg_prog prog = {"test", "a test", "1", opts};
+static const struct cfg_prog prog = {"test", "a test", "1", opts, NULL};
 
 static char err[512];
 
@@ -228,7 +228,7 @@ static const struct cfg_opt wide_opts[] = {
      "N", "any long long"},
     {.key = NULL},
 };
-static const struct cfg_prog wide_prog = {"test", "a test", "1", wide_opts};
+static const struct cfg_prog wide_prog = {"test", "a test", "1", wide_opts, NULL};
 
 static long long load_wide(const char *v, int want)
 {

@@ -84,6 +84,7 @@ static struct proto_msg sample_msg(enum proto_type t)
     m.m.uptime = 3600;
     m.m.service_up = true;
     m.m.cgroup = true;
+    m.m.cpu_milli = 2500;
     return m;
 }
 
@@ -115,6 +116,7 @@ static void round_trip(enum proto_type t)
     cr_assert_float_eq(out.m.load1, 1.5, 1e-9);
     cr_assert_eq(out.m.service_up, true);
     cr_assert_eq(out.m.cgroup, true);
+    cr_assert_eq(out.m.cpu_milli, 2500);
     if (t == PROTO_PROBE_RESPONSE)
         cr_assert_float_eq(out.hold_ms, 3.25, 1e-9);
 }
@@ -145,6 +147,9 @@ Test(proto, encode_refuses_what_would_not_decode)
     cr_assert_eq(proto_encode(&m, &ring, buf, sizeof(buf)), -EINVAL);
     m = sample_msg(PROTO_HELLO);
     m.seq = PROTO_MAX_SEQ + 1;
+    cr_assert_eq(proto_encode(&m, &ring, buf, sizeof(buf)), -EINVAL);
+    m = sample_msg(PROTO_HELLO);
+    m.m.cpu_milli = (uint32_t)PROTO_MAX_CPU_MILLI + 1;
     cr_assert_eq(proto_encode(&m, &ring, buf, sizeof(buf)), -EINVAL);
     m = sample_msg(PROTO_HELLO);
     cr_assert_eq(proto_encode(&m, &ring, buf, 100), -EMSGSIZE);
@@ -404,6 +409,43 @@ Test(proto, rejects_bad_service)
 Test(proto, rejects_cgroup_of_wrong_type)
 {
     expect_err(RESPONSE ",\"cgroup\":\"yes\"}", PROTO_E_FIELD, "cgroup");
+}
+
+/* cpu_milli is optional: an old agent does not send it (0, unknown); an
+ * unknown capacity is left out on the wire rather than sent as 0. */
+Test(proto, cpu_milli_is_optional)
+{
+    struct proto_msg in = sample_msg(PROTO_PROBE_RESPONSE), out;
+    char buf[PROTO_MAX_DGRAM + 1];
+    int n;
+
+    cr_assert_eq(decode_json(RESPONSE "}", &out, NULL), PROTO_OK);
+    cr_assert_eq(out.m.cpu_milli, 0);
+    cr_assert_eq(decode_json(RESPONSE ",\"cpu_milli\":200}", &out, NULL), PROTO_OK);
+    cr_assert_eq(out.m.cpu_milli, 200);
+    cr_assert_eq(decode_json(RESPONSE ",\"cpu_milli\":16777216}", &out, NULL), PROTO_OK);
+    cr_assert_eq(out.m.cpu_milli, 16777216);
+    cr_assert_eq(decode_json(RESPONSE ",\"cpu_milli\":1e3}", &out, NULL), PROTO_OK);
+    cr_assert_eq(out.m.cpu_milli, 1000);
+    in.m.cpu_milli = 0;
+    n = proto_encode(&in, &ring, buf, sizeof(buf));
+    cr_assert_gt(n, 0);
+    buf[n] = '\0';
+    cr_assert_null(strstr(buf, "cpu_milli"));
+    cr_assert_eq(proto_decode(buf, (size_t)n, &ring, &out, NULL), PROTO_OK);
+    cr_assert_eq(out.m.cpu_milli, 0);
+}
+
+Test(proto, rejects_bad_cpu_milli)
+{
+    expect_err(RESPONSE ",\"cpu_milli\":0}", PROTO_E_RANGE, "cpu_milli");
+    expect_err(RESPONSE ",\"cpu_milli\":-1000}", PROTO_E_RANGE, "cpu_milli");
+    expect_err(RESPONSE ",\"cpu_milli\":2.5}", PROTO_E_RANGE, "cpu_milli");
+    expect_err(RESPONSE ",\"cpu_milli\":16777217}", PROTO_E_RANGE, "cpu_milli");
+    expect_err(RESPONSE ",\"cpu_milli\":1e999}", PROTO_E_RANGE, "cpu_milli");
+    expect_err(RESPONSE ",\"cpu_milli\":\"2000\"}", PROTO_E_FIELD, "cpu_milli");
+    expect_err(RESPONSE ",\"cpu_milli\":null}", PROTO_E_FIELD, "cpu_milli");
+    expect_err(RESPONSE ",\"cpu_milli\":true}", PROTO_E_FIELD, "cpu_milli");
 }
 
 Test(proto, rejects_negative_hold)

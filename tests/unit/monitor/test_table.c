@@ -140,9 +140,9 @@ Test(table, hello_adds_node)
     cr_assert_eq(n.m.port, 8080);
     cr_assert_eq(n.state, MON_UP);
     cr_assert_eq(n.rank, 1);
-    /* target of cpu 50 %, ram 50 %: 8 + 248 * 0.5 */
-    cr_assert_float_eq(n.weight, 132.0, 1e-9);
-    cr_assert_eq(n.eff_weight, 132);
+    /* target of cpu 50 %, ram 50 %: 256 * 0.5 */
+    cr_assert_float_eq(n.weight, 128.0, 1e-9);
+    cr_assert_eq(n.eff_weight, 128);
     cr_assert_eq(n.first_ms, 1200);
     cr_assert_eq(n.last_ms, 1200);
     cr_assert_eq(n.up_since_ms, 1200);
@@ -174,7 +174,7 @@ Test(table, missed_rounds_suspect_then_down)
     n = get("alpha");
     cr_assert_eq(n.state, MON_SUSPECT);
     cr_assert_eq(n.missed, 1);
-    cr_assert_eq(n.eff_weight, 131, "a suspect node stays in rotation: 8 + 124 / 1.005");
+    cr_assert_eq(n.eff_weight, 127, "a suspect node stays in rotation: 128 / 1.005");
     cr_assert_eq(n.rank, 1);
 
     mon_table_begin_round(t, 3, 10000);
@@ -453,8 +453,8 @@ Test(table, weight_steps_once_a_round)
     cr_assert_eq(respond("alpha", BOOT_A, 1, 0, 10), 0);
     mon_table_end_round(t, 100);
     n = get("alpha");
-    /* cpu 0, ram 0.5, rtt 2 ms: 8 + 248 * 0.15 / (1 + 2/400) */
-    double low = 8.0 + 248.0 * 0.15 / (1.0 + 2.0 / 400.0);
+    /* cpu 0, ram 0.5, rtt 2 ms: 256 * 0.15 / (1 + 2/400) */
+    double low = 256.0 * 0.15 / (1.0 + 2.0 / 400.0);
     cr_assert_float_eq(n.weight, low, 1e-9);
 
     /* now fully idle CPU: the target jumps, the weight moves 32 a round */
@@ -469,6 +469,51 @@ Test(table, weight_steps_once_a_round)
     mon_table_begin_round(t, 3, 10000);
     mon_table_end_round(t, 10100);
     cr_assert_float_eq(get("alpha").weight, low + 32.0, 1e-9);
+}
+
+static int respond_sized(const char *name, const char *boot, uint64_t round, double cpu,
+                         uint32_t cpu_milli, uint64_t now)
+{
+    struct proto_msg m = msg(PROTO_PROBE_RESPONSE, name, boot, round);
+
+    m.m.cpu_idle = cpu;
+    m.m.cpu_milli = cpu_milli;
+    return mon_table_report(t, &m, -1, now);
+}
+
+/* Weights are shares of the biggest node: a node a fifth the size weighs a
+ * fifth; a bigger node that arrives rescales everyone at once, without
+ * waiting for the step limit; an agent that sends no capacity counts as
+ * the median. */
+Test(table, weights_follow_capacity)
+{
+    mon_table_begin_round(t, 1, 0);
+    cr_assert_eq(respond_sized("c", BOOT_A, 1, 100, 20, 10), 0);
+    /* alone, c is the biggest: 256 * (0.7 + 0.3 * 0.5) */
+    cr_assert_float_eq(get("c").weight, 217.6, 1e-9);
+    cr_assert_eq(respond_sized("a", BOOT_B, 1, 100, 100, 20), 0);
+    cr_assert_float_eq(get("a").weight, 217.6, 1e-9);
+    cr_assert_float_eq(get("c").weight, 217.6 / 5.0, 1e-9, "rescaled when a arrived");
+    cr_assert_eq(get("a").rank, 1);
+    cr_assert_eq(get("c").rank, 2);
+    cr_assert_eq(respond_sized("old", BOOT_C, 1, 100, 0, 30), 0);
+    mon_table_end_round(t, 100);
+    /* the median of 0.1 and 0.02 is 0.06: old weighs 0.6 of a */
+    cr_assert_float_eq(get("old").weight, 217.6 * 0.6, 1e-9);
+    cr_assert_float_eq(get("c").weight, 217.6 / 5.0, 1e-9);
+    cr_assert_eq(get("c").eff_weight, 44);
+
+    /* a leaves: at the end of the next round c is the biggest again */
+    mon_table_begin_round(t, 2, 5000);
+    cr_assert_eq(respond_sized("c", BOOT_A, 2, 100, 20, 5010), 0);
+    cr_assert_eq(respond_sized("old", BOOT_C, 2, 100, 0, 5020), 0);
+    cr_assert_eq(bye("a", BOOT_B, 2), 0);
+    mon_table_end_round(t, 5100);
+    cr_assert_float_eq(get("c").weight, 217.6, 1e-9);
+    /* old: 0.6 of a is 3 times c, capped at 256, then half way to c's
+     * 217.6 since the median is c's 0.02 now */
+    cr_assert_float_eq(get("old").weight, 236.8, 1e-9);
+    assert_ranks_consistent();
 }
 
 Test(table, max_nodes)
