@@ -116,6 +116,8 @@ static void be_serve_trickle(int fd)
 
 static void be_loop(int lfd, enum be_kind kind, int id, int ev)
 {
+    pid_t self = getpid();
+
     signal(SIGCHLD, SIG_IGN); /* connection children reap themselves */
     for (;;) {
         int fd = accept(lfd, NULL, NULL);
@@ -123,7 +125,10 @@ static void be_loop(int lfd, enum be_kind kind, int id, int ev)
         if (fd < 0)
             continue;
         if (fork() == 0) {
-            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            /* parent gone before the death signal was set: go too (an
+             * orphan would hold the test's stdout open, and ctest waits) */
+            if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != self)
+                _exit(0);
             close(lfd);
             if (kind == BE_HTTP)
                 be_serve_http(fd, id);
@@ -147,6 +152,7 @@ void be_start(struct backend *b, enum be_kind kind, int id)
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t sl = sizeof(sa);
     int one = 1, evp[2], lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    pid_t self;
 
     cr_assert_neq(lfd, -1);
     setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -156,10 +162,12 @@ void be_start(struct backend *b, enum be_kind kind, int id)
     b->port = ntohs(sa.sin_port);
     b->id = id;
     cr_assert_eq(pipe2(evp, O_CLOEXEC), 0);
+    self = getpid();
     b->pid = fork();
     cr_assert_neq(b->pid, -1);
     if (b->pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != self)
+            _exit(0);
         close(evp[0]);
         be_loop(lfd, kind, id, evp[1]);
     }

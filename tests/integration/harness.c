@@ -28,9 +28,12 @@ static long long h_now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void h_child_setup(void)
+/* In the child: dies with the test. A parent gone before the signal was
+ * set would leave an orphan holding pipes that ctest waits on. */
+static void h_child_setup(pid_t parent)
 {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != parent)
+        _exit(126);
 }
 
 /* FULCRUM_TEST_TIMEOUT_SCALE (a whole number, default 1) stretches every
@@ -113,13 +116,15 @@ static void h_track(pid_t pid)
 void h_spawn(struct h_proc *p, char *const argv[])
 {
     int out[2], err[2];
+    pid_t self;
 
     cr_assert_eq(pipe2(out, O_CLOEXEC), 0);
     cr_assert_eq(pipe2(err, O_CLOEXEC), 0);
+    self = getpid();
     p->pid = fork();
     cr_assert_neq(p->pid, -1);
     if (p->pid == 0) {
-        h_child_setup();
+        h_child_setup(self);
         dup2(out[1], STDOUT_FILENO);
         dup2(err[1], STDERR_FILENO);
         h_exec(argv);
@@ -267,15 +272,17 @@ unsigned h_tcp_sink(pid_t *pid)
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t sl = sizeof(sa);
     int fd = socket(AF_INET, SOCK_STREAM, 0);
+    pid_t self;
 
     cr_assert_neq(fd, -1);
     cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
     cr_assert_eq(listen(fd, 128), 0);
     cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+    self = getpid();
     *pid = fork();
     cr_assert_neq(*pid, -1);
     if (*pid == 0) {
-        h_child_setup();
+        h_child_setup(self);
         for (;;) {
             int c = accept(fd, NULL, NULL);
 
