@@ -127,7 +127,8 @@ struct origin_counters {
     uint64_t conns_new;    /* connections opened */
     uint64_t conns_reused; /* fetches sent on an idle keep-alive connection */
     uint64_t retries;      /* stale keep-alive retries */
-    uint64_t streamed;     /* fetches whose body went to ops->body */
+    uint64_t late_io;  /* timers that found the socket ready: a late loop, not a silent origin */
+    uint64_t streamed; /* fetches whose body went to ops->body */
 };
 
 /* url is "http://HOST:PORT" (HOST: dotted IPv4 or a name resolved now, to

@@ -4,6 +4,7 @@
  * and finish: the socket back to the pool or closed, the callback, the
  * memory freed (design notes in origin_int.h). */
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -221,13 +222,12 @@ void origin_fetch_resume(struct origin_fetch *f)
     ev_timer_again(f->o->loop, &f->tm);
 }
 
-static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
+/* The socket is ready for what f waits on (connected, writable or
+ * readable): the I/O it would do from the loop. */
+static void fetch_io(struct origin_fetch *f)
 {
-    struct origin_fetch *f = container_of(w, struct origin_fetch, io);
     int r;
 
-    (void)loop;
-    (void)revents;
     switch (f->state) {
     case FS_CONNECTING:
         r = net_connect_result(f->fd);
@@ -250,16 +250,42 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
     }
 }
 
+static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    fetch_io(container_of(w, struct origin_fetch, io));
+}
+
+/* Whether f's socket has, right now, what f's I/O watcher waits for. */
+static bool fetch_ready(const struct origin_fetch *f)
+{
+    struct pollfd p = {.fd = f->fd, .events = f->state == FS_RECEIVING ? POLLIN : POLLOUT};
+
+    return f->fd != -1 && ev_is_active(&f->io) && poll(&p, 1, 0) == 1;
+}
+
+/* A loop that was itself late (a long iteration, a starved or stopped
+ * process) runs an expired timer before the I/O callbacks of the same
+ * iteration (libev invokes the last queued first): the origin is called
+ * silent only when its socket has nothing for the fetch. Otherwise the I/O
+ * is done here, which restarts the timer (or ends the fetch). */
 static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct origin_fetch *f = container_of(w, struct origin_fetch, tm);
 
     (void)loop;
     (void)revents;
-    if (f->deferred != 0)
+    if (f->deferred != 0) {
         fetch_finish(f, f->deferred, false);
-    else
-        fetch_finish(f, -ETIMEDOUT, false);
+        return;
+    }
+    if (fetch_ready(f)) {
+        f->o->ctr.late_io++;
+        fetch_io(f);
+        return;
+    }
+    fetch_finish(f, -ETIMEDOUT, false);
 }
 
 void origin_io_begin(struct origin_fetch *f)

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -209,7 +210,13 @@ static void *origin_conn_run(void *arg)
     atomic_fetch_add(&oc->o->requests, 1);
     if (strncmp(path, "/slow", 5) == 0)
         usleep(500 * 1000);
+    for (int i = 0; strncmp(path, "/hold", 5) == 0 && i < 60000; i++) {
+        if (atomic_load(&oc->o->release))
+            break;
+        usleep(1000);
+    }
     origin_answer(oc, req, method, path, bodyinfo);
+    atomic_fetch_add(&oc->o->answered, 1);
 out:
     close(oc->fd);
     free(oc);
@@ -251,6 +258,8 @@ void origin_start(struct origin *o)
     atomic_init(&o->large_sent, 0);
     atomic_init(&o->large_done, 0);
     atomic_init(&o->large_broken, 0);
+    atomic_init(&o->answered, 0);
+    atomic_init(&o->release, false);
     o->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     cr_assert_neq(o->lfd, -1);
     cr_assert_eq(bind(o->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
@@ -347,7 +356,7 @@ int raw_http(unsigned port, const char *req, char *buf, size_t cap)
 
 const char *hdr(const char *resp, const char *name)
 {
-    static char val[256];
+    static _Thread_local char val[256]; /* getter threads call it too */
     const char *end = strstr(resp, "\r\n\r\n"), *p = resp;
     size_t nl = strlen(name);
 
@@ -370,6 +379,13 @@ const char *body_of(const char *resp)
     const char *b = strstr(resp, "\r\n\r\n");
 
     return b ? b + 4 : "";
+}
+
+void big_guard(int fd)
+{
+    struct timeval tv = {.tv_sec = 120};
+
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 }
 
 void sha256_hex(const void *data, size_t len, char *out)

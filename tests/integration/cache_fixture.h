@@ -5,6 +5,7 @@
  * The origin answers by path:
  *   /nostore*  Cache-Control: no-store
  *   /slow*     waits 500 ms first (so concurrent misses overlap)
+ *   /hold*     waits until `release` is set (at most 60 s), then answers
  *   /swr*      max-age=2, stale-while-revalidate=30
  *   /reval*    max-age=1; If-None-Match: "e1" answers 304
  *   /sie*      max-age=1, stale-if-error=60
@@ -26,13 +27,14 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "harness.h"
 
 #define CACHE_BIN  FULCRUM_BINARY_DIR "/cache/fulcrum-cache"
-#define WAIT_MS    10000
-#define SHA256_HEX 65 /* 64 hex digits and a NUL */
+#define WAIT_MS    30000 /* hang guards: an ASan build on a loaded 2-core box */
+#define SHA256_HEX 65    /* 64 hex digits and a NUL */
 #define LARGE_SIZE (20u << 20)
 #define LARGE_CUT  (5u << 20)
 
@@ -45,6 +47,8 @@ struct origin {
     atomic_llong large_sent; /* large body bytes written, all connections */
     atomic_int large_done;   /* large bodies written whole (or to LARGE_CUT) */
     atomic_int large_broken; /* large bodies whose peer (the cache) closed first */
+    atomic_int answered;     /* requests answered (the answer written, or failed) */
+    atomic_bool release;     /* lets /hold* requests answer */
     pthread_t thr;
 };
 
@@ -79,11 +83,14 @@ void cache_stop(struct cache *c);
 int raw_http_body(unsigned port, const char *req, const void *body, size_t blen, char *buf,
                   size_t cap);
 int raw_http(unsigned port, const char *req, char *buf, size_t cap);
-/* The value of header `name` in a response (static copy), or NULL. */
+/* The value of header `name` in a response (a copy per thread), or NULL. */
 const char *hdr(const char *resp, const char *name);
 const char *body_of(const char *resp);
 /* The SHA-256 of data as hex into out[SHA256_HEX]. */
 void sha256_hex(const void *data, size_t len, char *out);
+/* Stretches fd's receive timeout (be_connect's 10 s) to a hang guard for
+ * a large body through an ASan build on a loaded box. */
+void big_guard(int fd);
 /* A /_fulcrum/stats counter of the cache on port, or -1. */
 long long stat_of(unsigned port, const char *name);
 

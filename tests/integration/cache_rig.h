@@ -23,7 +23,7 @@
 
 #include "harness.h"
 
-#define RIG_WAIT_MS   10000
+#define RIG_WAIT_MS   30000      /* hang guards: an ASan build on a loaded 2-core box */
 #define RIG_BIG       (1u << 20) /* body bytes of /big/ objects */
 #define RIG_PEERS_MAX 4
 
