@@ -4,10 +4,13 @@ sending GETs one after the other, every request on a new TCP connection
 (Connection: close), so each one is a new choice for the balancer.
 
 Usage: netns_load.py HOST:PORT OUT.json [--threads N] [--count N]
-                     [--stop-file F] [--paths P,P...] [--timeout SEC]
+                     [--stop-file F] [--start-file F] [--paths P,P...]
+                     [--timeout SEC]
 
 Stops after --count requests in all, or once --stop-file exists (checked
-before each request), whichever comes first. A request fails when it does
+before each request), whichever comes first. With --start-file the threads
+are started and connect only once that file exists (a burst the caller
+fires at the moment it chooses, free of Python's start-up). A request fails when it does
 not complete within --timeout, or its status is not 200, or its body is
 empty. Writes OUT.json at the end, and OUT.json.progress (the number of
 requests done) about every 0.2 s while it runs:
@@ -86,6 +89,8 @@ def one(host, port, path, timeout):
 
 def worker(n, args, totals, stop):
     i = n
+    while args.start_file and not os.path.exists(args.start_file):
+        time.sleep(0.005)
     while not stop.is_set():
         if args.stop_file and os.path.exists(args.stop_file) or not totals.claim(args.count):
             stop.set()
@@ -104,6 +109,7 @@ def main():
     p.add_argument("--threads", type=int, default=4)
     p.add_argument("--count", type=int, default=0)
     p.add_argument("--stop-file")
+    p.add_argument("--start-file")
     p.add_argument("--paths", default="/index.html")
     p.add_argument("--timeout", type=float, default=30.0)
     args = p.parse_args()
@@ -117,6 +123,8 @@ def main():
                for n in range(args.threads)]
     for t in threads:
         t.start()
+    # The first progress file says every thread is started (and, with
+    # --start-file, waiting for it).
     while any(t.is_alive() for t in threads):
         with open(args.out + ".progress.tmp", "w") as f:
             f.write(f"{totals.as_dict()['requests']}\n")

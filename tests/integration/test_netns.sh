@@ -14,7 +14,8 @@
 #     connections than each of them;
 #  3. under load that runs through 3 and 4, cache-c's cable is pulled: it
 #     is down by the end of the third round that began after the cut, and
-#     no client request fails (the balancer retries its connects elsewhere);
+#     no client request fails, not even a burst of 24 new connections fired
+#     as the cable goes (the balancer retries their connects elsewhere);
 #     an object first fetched now is stored by the others only;
 #  4. the cable is plugged back: cache-c rejoins, resyncs from a peer (its
 #     peer_syncs and replicated_in grow, and it serves the new object as a
@@ -57,6 +58,7 @@ source "$SRC/scripts/netns-cluster.sh"
 RUN=$(mktemp -d "${TMPDIR:-/tmp}/fulcrum-netns.XXXXXX") || fail "mktemp"
 ncl_init "$BUILD" "$RUN"
 LOAD_PID=""
+BURST_PID=""
 WD_PID=""
 
 cleanup() {
@@ -65,6 +67,7 @@ cleanup() {
   [ -n "$WD_PID" ] && kill "$WD_PID" 2>/dev/null
   [ -f "$RUN/wd.pid" ] && kill "$(cat "$RUN/wd.pid")" 2>/dev/null
   [ -n "$LOAD_PID" ] && kill "$LOAD_PID" 2>/dev/null && wait "$LOAD_PID" 2>/dev/null
+  [ -n "$BURST_PID" ] && kill "$BURST_PID" 2>/dev/null && wait "$BURST_PID" 2>/dev/null
   ncl_down
   # The sanitizers (in a FULCRUM_SANITIZE build) write to the daemons' logs.
   if grep -lE "ERROR: (Address|Leak)Sanitizer|runtime error:" "$RUN"/*.log 2>/dev/null; then
@@ -212,7 +215,17 @@ load through --threads 4 --stop-file "$RUN/stop" &
 LOAD_PID=$!
 ncl_wait 30 "load to run" load_done_at_least through 200 || fail "the load client is not running"
 log_lines=$(wc -l <"$RUN/balancer.log")
+# The steady load has 4 clients; when requests in flight on cache-c hang
+# with its cable, least-connections rightly steers the next few away and
+# it may get no new connect before it is down. A burst of 24 concurrent
+# new connections, fired as the cable goes, gives it some whatever the
+# timing: their connects must time out and be retried elsewhere.
+load burst --threads 24 --count 24 --start-file "$RUN/go" &
+BURST_PID=$!
+# Its threads are up (and waiting for go) once it writes its progress file.
+ncl_wait 30 "the burst client" test -f "$RUN/burst.json.progress" || fail "the burst client is not running"
 ncl_link c down || fail "cannot pull the cable"
+touch "$RUN/go"
 snap || fail "no /status.json"
 r_cut=$(jq .round <<<"$SNAP")
 phase "3. cache-c's cable pulled (after round $r_cut)"
@@ -222,6 +235,11 @@ r_down=$(tail -n +"$((log_lines + 1))" "$RUN/balancer.log" |
 [ -n "$r_down" ] || fail "no 'round N: 2 of 3 nodes in rotation' line after the cut"
 phase "3. cache-c down at round $r_down, $((r_down - r_cut)) rounds after round $r_cut"
 ((r_down <= r_cut + 4)) || fail "cache-c went down at round $r_down, more than 3 rounds after the cut"
+wait "$BURST_PID" || fail "burst client"
+BURST_PID=""
+say "burst of 24 new connections at the cut: $(jq -c '{ok, failed, max_ms, by_node}' "$RUN/burst.json")"
+jq -e '.failed == 0 and .ok == 24' "$RUN/burst.json" >/dev/null ||
+  fail "burst at the cut: $(jq -c .errors "$RUN/burst.json")"
 # An object the cluster first sees now: cache-c cannot have it.
 FRESH=/fresh-$$.html
 echo "first fetched while cache-c was away" >"$RUN/www$FRESH"
