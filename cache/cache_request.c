@@ -113,10 +113,14 @@ static void cache_stats_json(struct cache *c, char *buf, size_t cap)
 {
     struct cstore_stats st;
     struct peer_counters pc = {0};
+    struct origin_counters oc = {0};
+    const struct http_counters *hc = http_server_counters(c->srv);
     uint64_t rejected = 0, dead = 0;
     size_t off = 1;
 
     cstore_stats_get(c->store, &st);
+    if (c->origin)
+        origin_get_counters(c->origin, &oc);
     if (c->peers) {
         peer_counters_get(c->peers, &pc);
         for (size_t i = 0; i < RFRAME_R_MAX; i++)
@@ -154,6 +158,32 @@ static void cache_stats_json(struct cache *c, char *buf, size_t cap)
         {"peer_drops", pc.drops},
         {"peer_syncs", pc.syncs},
         {"peers_ready", c->peers ? peer_ready_count(c->peers) : 0},
+        /* the client side (cache/http.c) */
+        {"client_conns_accepted", hc->conns_accepted},
+        {"client_conns_open", hc->conns_open},
+        {"client_requests", hc->requests},
+        {"client_aborted", hc->aborted},
+        {"client_bad_request", hc->bad_request},
+        {"client_url_too_long", hc->url_too_long},
+        {"client_headers_too_large", hc->headers_too_large},
+        {"client_body_too_large", hc->body_too_large},
+        {"client_timeouts", hc->timeout},
+        {"client_too_many_conns", hc->too_many_conns},
+        {"client_late_io", hc->late_io},
+        /* the origin side (cache/origin*.c) */
+        {"origin_fetches", oc.fetches},
+        {"origin_responses", oc.responses},
+        {"origin_cancelled", oc.cancelled},
+        {"origin_timeouts", oc.err_timeout},
+        {"origin_refused", oc.err_refused},
+        {"origin_too_big", oc.err_too_big},
+        {"origin_bad_response", oc.err_proto},
+        {"origin_resets", oc.err_reset},
+        {"origin_other_errors", oc.err_other},
+        {"origin_conns_new", oc.conns_new},
+        {"origin_conns_reused", oc.conns_reused},
+        {"origin_retries", oc.retries},
+        {"origin_late_io", oc.late_io},
     };
 
     buf[0] = '{';
@@ -166,7 +196,7 @@ static void cache_stats_json(struct cache *c, char *buf, size_t cap)
 
 static void cache_stats(struct cache *c, struct http_exchange *ex)
 {
-    char buf[2048];
+    char buf[4096];
 
     if (!cache_loopback(ex)) {
         cache_send_text(c, ex, 403, "text/plain", "forbidden\n", "PASS");

@@ -41,6 +41,7 @@
 #include <errno.h>
 #include <http_parser.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,7 @@
 #define BACKLOG      511
 #define ACCEPT_BURST 64
 #define LINGER_S     2.0
+#define LATE_GRACE_S 1.0 /* see conn_timer_cb */
 
 static struct log_rl accept_rl = LOG_RL_INIT(5, 1000);
 
@@ -133,6 +135,7 @@ size_t http_out_pending(const struct http_conn *c)
 
 void http_conn_timer(struct http_conn *c, double secs)
 {
+    c->late = false;
     c->tm.repeat = secs;
     ev_timer_again(c->srv->loop, &c->tm);
 }
@@ -675,10 +678,37 @@ static void conn_write_cb(struct ev_loop *loop, ev_io *w, int revents)
     conn_kick(c);
 }
 
+/* Whether the socket has, right now, what an active watcher of c's waits
+ * for: the client did its part and the loop has not looked yet. */
+static bool conn_ready(const struct http_conn *c)
+{
+    struct pollfd p = {.fd = c->fd, .events = 0};
+
+    if (ev_is_active(&c->rio))
+        p.events |= POLLIN;
+    if (ev_is_active(&c->wio))
+        p.events |= POLLOUT;
+    return p.events != 0 && poll(&p, 1, 0) == 1 && (p.revents & p.events) != 0;
+}
+
+/* A loop that was itself late (a long iteration, a starved or stopped
+ * process) runs an expired timer before the I/O of the same iteration, or
+ * before the poll that would report it: a client whose request (or window)
+ * is already in the socket is not the one that timed out. Once per arming,
+ * such a timer waits LATE_GRACE_S more, for the I/O watchers to run; a
+ * client that only trickles still meets its timeout, a grace later. */
 static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct http_conn *c = container_of(w, struct http_conn, tm);
 
+    (void)revents;
+    if (c->state != CS_LINGER && !c->late && conn_ready(c)) {
+        c->srv->ctr.late_io++;
+        c->late = true;
+        w->repeat = LATE_GRACE_S; /* not http_conn_timer: that re-allows it */
+        ev_timer_again(loop, w);
+        return;
+    }
     switch (c->state) {
     case CS_HEAD:
     case CS_BODY:

@@ -83,6 +83,7 @@ struct http_counters {
     uint64_t body_too_large;    /* 413 */
     uint64_t timeout;           /* 408, and write stalls */
     uint64_t too_many_conns;    /* accepted over max_conns and closed */
+    uint64_t late_io; /* timers that found the socket ready: a late loop, not a silent client */
 };
 
 /* The request methods the cache tells apart; the rest are HTTP_REQ_OTHER

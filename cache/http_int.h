@@ -67,6 +67,7 @@ struct http_conn {
     enum conn_state state;
     bool broken;  /* a write failed: abort from the loop */
     bool no_more; /* no further request on this connection */
+    bool late;    /* the timer found the socket ready once since it was armed */
     ev_io rio, wio;
     ev_timer tm;
     http_parser parser;

@@ -727,3 +727,41 @@ Test(body, an_answer_that_came_while_the_cache_was_stalled_is_no_timeout, .timeo
     cr_assert_str_eq(hdr(buf, "X-Cache"), "HIT from t1");
     cache_stop(&c);
 }
+
+/* The client's side of the same: a keep-alive client that sent its request
+ * while the cache was stopped past --timeout-client is answered, not
+ * dropped as idle (the idle timer looks at the socket first; a client that
+ * only trickles still times out, one grace later: tests/unit/cache). */
+Test(body, a_request_that_came_while_the_cache_was_stalled_is_not_idle, .timeout = 120)
+{
+    const char *extra[] = {"--timeout-client", "1", NULL};
+    const char *req = "GET /late HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n";
+    struct timespec stall = {.tv_sec = 2, .tv_nsec = 500000000};
+    struct origin o;
+    struct cache c;
+    ssize_t n;
+    int fd;
+
+    origin_start(&o);
+    cache_start_argv(&c, o.port, NULL, extra);
+    fd = be_connect(c.port);
+    cr_assert_geq(fd, 0);
+    /* accepted in queue order: ours is open once the stats request is */
+    cr_assert_geq(stat_of(c.port, "client_conns_open"), 2);
+    h_signal(&c.p, SIGSTOP);
+    for (int i = 0; i < 60000 && proc_state(c.p.pid) != 'T'; i++)
+        usleep(1000);
+    cr_assert_eq(proc_state(c.p.pid), 'T');
+    cr_assert_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+    nanosleep(&stall, NULL); /* the stall itself, past --timeout-client: not a wait */
+    h_signal(&c.p, SIGCONT);
+    n = be_read_all(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    cr_assert_gt(n, 0, "the connection was closed as idle with the request in it");
+    buf[n] = 0;
+    cr_assert_eq(strncmp(buf, "HTTP/1.1 200", 12), 0, "answered: %.40s", buf);
+    cr_assert_str_eq(body_of(buf), "body:GET /late");
+    cr_assert_geq(stat_of(c.port, "client_late_io"), 1);
+    cr_assert_eq(stat_of(c.port, "client_timeouts"), 0);
+    cache_stop(&c);
+}

@@ -8,7 +8,9 @@
 #include <errno.h>
 #include <ev.h>
 #include <http_parser.h>
+#include <inttypes.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -16,6 +18,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "http.h"
@@ -149,6 +152,21 @@ static void *loop_main(void *arg)
     return NULL;
 }
 
+/* With late_ns > 0 (start_late()), the loop sleeps that long before each
+ * poll: always late, as a starved or stopped process is. */
+static ev_prepare late_w;
+static long late_ns;
+
+static void late_cb(struct ev_loop *l, ev_prepare *w, int revents)
+{
+    struct timespec ts = {.tv_nsec = late_ns};
+
+    (void)l;
+    (void)w;
+    (void)revents;
+    nanosleep(&ts, NULL);
+}
+
 static void start(const struct http_limits *lim, enum mode m)
 {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -162,7 +180,18 @@ static void start(const struct http_limits *lim, enum mode m)
     cr_assert_gt(port, 0);
     ev_async_init(&stop_w, stop_cb);
     ev_async_start(loop, &stop_w);
+    if (late_ns > 0) {
+        ev_prepare_init(&late_w, late_cb);
+        ev_prepare_start(loop, &late_w);
+    }
     cr_assert_eq(pthread_create(&thread, NULL, loop_main, NULL), 0);
+}
+
+static void start_late(const struct http_limits *lim, enum mode m, long ns)
+{
+    late_ns = ns;
+    mode = m;
+    start(lim, m);
 }
 
 static void stop(void)
@@ -171,6 +200,7 @@ static void stop(void)
     pthread_join(thread, NULL);
     ev_loop_destroy(loop);
     loop = NULL;
+    late_ns = 0;
 }
 
 static bool wait_for(atomic_int *v, int want)
@@ -569,6 +599,36 @@ Test(http, request_timeout)
     close(fd);
     stop();
     cr_assert_eq(ctr.timeout, 1);
+}
+
+/* A client that trickles its head a byte every 5 ms to a loop that is
+ * always 300 ms late has something in the socket whenever the timer looks:
+ * the late-loop grace (one second, once per arming) must not let it hold
+ * the connection past its timeout for ever. */
+Test(http, trickled_head_still_times_out, .timeout = 30)
+{
+    const char *line = "X-Trickle: abcdefghijklmnopqrstuvwxyz\r\n";
+    struct http_limits lim;
+    struct pollfd p;
+    int fd, i;
+    struct resp r;
+
+    http_limits_default(&lim);
+    lim.request_timeout = 0.2;
+    start_late(&lim, M_ECHO, 300000000);
+    fd = cli();
+    sends(fd, "GET / HTTP/1.1\r\nHost: h\r\n");
+    p = (struct pollfd){.fd = fd, .events = POLLIN};
+    /* at most 2000 bytes, 53 fields: under the head limits, so no 431 */
+    for (i = 0; i < 2000 && poll(&p, 1, 5) == 0; i++)
+        (void)send(fd, line + i % strlen(line), 1, MSG_NOSIGNAL);
+    cr_assert_lt(i, 2000, "10 s of trickle and no answer");
+    r = one(fd, false);
+    cr_assert_eq(r.status, 408);
+    close(fd);
+    stop();
+    cr_assert_eq(ctr.timeout, 1);
+    cr_assert_eq(ctr.late_io, 1, "the grace was given %" PRIu64 " times", ctr.late_io);
 }
 
 Test(http, idle_timeout_closes)
