@@ -686,6 +686,15 @@ static char proc_state(pid_t pid)
     return p[2];
 }
 
+/* SIGSTOP, and wait until the kernel says the cache is stopped. */
+static void cache_pause(struct cache *c)
+{
+    h_signal(&c->p, SIGSTOP);
+    for (int i = 0; i < 60000 && proc_state(c->p.pid) != 'T'; i++)
+        usleep(1000);
+    cr_assert_eq(proc_state(c->p.pid), 'T');
+}
+
 /* A cache that was itself late (stopped here; on a loaded box, starved or
  * stuck in a long loop iteration) past --timeout-origin while the origin's
  * answer waited in its socket: the answer counts, no 504. (libev runs the
@@ -707,10 +716,7 @@ Test(body, an_answer_that_came_while_the_cache_was_stalled_is_no_timeout, .timeo
     cr_assert_geq(fd, 0);
     cr_assert_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
     cr_assert_eq(await_count(&o.requests, 1), 1, "the request never reached the origin");
-    h_signal(&c.p, SIGSTOP);
-    for (int i = 0; i < 60000 && proc_state(c.p.pid) != 'T'; i++)
-        usleep(1000);
-    cr_assert_eq(proc_state(c.p.pid), 'T');
+    cache_pause(&c);
     atomic_store(&o.release, true);
     cr_assert_eq(await_count(&o.answered, 1), 1, "the origin never answered");
     nanosleep(&stall, NULL); /* the stall itself, past --timeout-origin: not a wait */
@@ -748,10 +754,7 @@ Test(body, a_request_that_came_while_the_cache_was_stalled_is_not_idle, .timeout
     cr_assert_geq(fd, 0);
     /* accepted in queue order: ours is open once the stats request is */
     cr_assert_geq(stat_of(c.port, "client_conns_open"), 2);
-    h_signal(&c.p, SIGSTOP);
-    for (int i = 0; i < 60000 && proc_state(c.p.pid) != 'T'; i++)
-        usleep(1000);
-    cr_assert_eq(proc_state(c.p.pid), 'T');
+    cache_pause(&c);
     cr_assert_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
     nanosleep(&stall, NULL); /* the stall itself, past --timeout-client: not a wait */
     h_signal(&c.p, SIGCONT);
