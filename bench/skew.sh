@@ -57,6 +57,7 @@
 #   BENCH_BUILD=1             0: use the binaries already in BENCH_BUILD_DIR
 #   BENCH_BUILD_DIR=build/release
 #   BENCH_KEEP=0              1: keep the temp dir (configs, logs, raw outputs)
+#   BENCH_FULCRUM_ARGS=       extra fulcrum-balancer flags (e.g. --weight-cpu-share 1)
 #   BENCH_DOC=docs/benchmarks.md   (- to skip)   BENCH_IMG_DIR=docs/img
 # Needs: root (cgroups), bench/deps.sh (haproxy nginx-light python3 gnuplot-nox).
 set -euo pipefail
@@ -73,6 +74,7 @@ DUR=${BENCH_SECONDS:-20}
 WARMUP=${BENCH_WARMUP:-10}
 CAP_S=${BENCH_CAP_SECONDS:-5}
 CAP_CONNS=${BENCH_CAP_CONNS:-48}
+FULCRUM_ARGS=${BENCH_FULCRUM_ARGS:-}
 KA_CONNS=${BENCH_KA_CONNS:-32}
 PASS_SIZE=${BENCH_PASS_SIZE:-16384}
 INTERVAL=${BENCH_INTERVAL:-1}
@@ -454,7 +456,8 @@ start_target() {
     fulcrum-*)
       start "$t" rest "$BUILD_DIR/balancer/fulcrum-balancer" --listen "127.0.0.1:$LB_PORT" \
         --admin "127.0.0.1:$ADMIN_PORT" --key "$tmp/key" --group "$GROUP" --interval "$INTERVAL" \
-        --policy "$pol" --workers "$WORKERS" --log-conns=no --maxconn "$HA_MAXCONN"
+        --policy "$pol" --workers "$WORKERS" --log-conns=no --maxconn "$HA_MAXCONN" \
+        ${FULCRUM_ARGS:+$FULCRUM_ARGS}
       TPID=$LAST
       wait_for "$t" "$TPID" "ready listen="
       TPORT=$LB_PORT
