@@ -277,13 +277,15 @@ Test(cache, stale_if_error_serves_stale)
     cr_assert_eq(atomic_load(&o.requests), 3);
     cr_assert_eq(stat_of(c.port, "stale_if_error"), 2);
     cr_assert_eq(stat_of(c.port, "origin_errors"), 2);
-    /* the origin is back: a new copy replaces the stale one */
+    /* the origin is back: a new copy replaces the stale one (stored; not
+     * checked as a HIT, which a loaded machine can let go stale again
+     * within max-age=1) */
     atomic_store(&o.fail, 0);
     cr_assert_eq(be_http(c.port, "GET", "/sie", buf, sizeof(buf)), 200);
     cr_assert_str_eq(hdr(buf, "X-Cache"), "MISS from t1");
-    cr_assert_eq(be_http(c.port, "GET", "/sie", buf, sizeof(buf)), 200);
-    cr_assert_str_eq(hdr(buf, "X-Cache"), "HIT from t1");
     cr_assert_eq(atomic_load(&o.requests), 4);
+    cr_assert_eq(stat_of(c.port, "stored"), 2);
+    cr_assert_eq(stat_of(c.port, "origin_errors"), 2);
     cache_stop(&c);
 }
 
