@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "backend.h"
@@ -29,6 +30,30 @@
 #include "harness.h"
 
 static char buf[1 << 16];
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* GET path, which was stored fresh (max-age of 1 or 2 s) at `since`: a HIT
+ * without asking the origin when the request goes out within half a
+ * second; later, on a loaded machine, the copy may be stale again and any
+ * answer with the body goes. */
+static void get_fresh(unsigned port, const char *path, double since, struct origin *o)
+{
+    bool quick = now_s() - since < 0.5;
+    int before = atomic_load(&o->requests);
+
+    cr_assert_eq(be_http(port, "GET", path, buf, sizeof(buf)), 200);
+    if (quick) {
+        cr_assert_str_eq(hdr(buf, "X-Cache"), "HIT from t1");
+        cr_assert_eq(atomic_load(&o->requests), before);
+    }
+}
 
 Test(cache, miss_then_hit)
 {
@@ -205,20 +230,21 @@ Test(cache, must_revalidate_304_refreshes)
 {
     struct origin o;
     struct cache c;
+    double t0;
 
     origin_start(&o);
     cache_start(&c, o.port, NULL);
     cr_assert_eq(be_http(c.port, "GET", "/reval", buf, sizeof(buf)), 200);
     cr_assert_str_eq(hdr(buf, "X-Cache"), "MISS from t1");
     sleep(2); /* max-age=1: stale now, no stale-while-revalidate */
+    t0 = now_s();
     cr_assert_eq(be_http(c.port, "GET", "/reval", buf, sizeof(buf)), 200);
     cr_assert_str_eq(hdr(buf, "X-Cache"), "REVALIDATED from t1");
     cr_assert_str_eq(body_of(buf), "body:GET /reval");
     cr_assert_eq(atomic_load(&o.requests), 2);
     cr_assert_eq(atomic_load(&o.conditional), 1, "the revalidation was not conditional");
-    cr_assert_eq(be_http(c.port, "GET", "/reval", buf, sizeof(buf)), 200);
-    cr_assert_str_eq(hdr(buf, "X-Cache"), "HIT from t1");
-    cr_assert_eq(atomic_load(&o.requests), 2);
+    cr_assert_eq(stat_of(c.port, "revalidated"), 1);
+    get_fresh(c.port, "/reval", t0, &o);
     cache_stop(&c);
 }
 
@@ -246,9 +272,7 @@ Test(cache, stale_while_revalidate)
         usleep(20 * 1000);
     }
     cr_assert_lt(i, 100, "the refresh was not stored: %s", body_of(buf));
-    cr_assert_eq(be_http(c.port, "GET", "/swr", buf, sizeof(buf)), 200);
-    cr_assert_str_eq(hdr(buf, "X-Cache"), "HIT from t1");
-    cr_assert_eq(atomic_load(&o.requests), 2);
+    get_fresh(c.port, "/swr", now_s(), &o);
     cache_stop(&c);
 }
 
@@ -259,6 +283,7 @@ Test(cache, stale_if_error_serves_stale)
 {
     struct origin o;
     struct cache c;
+    double t0;
 
     origin_start(&o);
     cache_start(&c, o.port, NULL);
@@ -277,15 +302,14 @@ Test(cache, stale_if_error_serves_stale)
     cr_assert_eq(atomic_load(&o.requests), 3);
     cr_assert_eq(stat_of(c.port, "stale_if_error"), 2);
     cr_assert_eq(stat_of(c.port, "origin_errors"), 2);
-    /* the origin is back: a new copy replaces the stale one (stored; not
-     * checked as a HIT, which a loaded machine can let go stale again
-     * within max-age=1) */
+    /* the origin is back: a new copy replaces the stale one */
     atomic_store(&o.fail, 0);
+    t0 = now_s();
     cr_assert_eq(be_http(c.port, "GET", "/sie", buf, sizeof(buf)), 200);
     cr_assert_str_eq(hdr(buf, "X-Cache"), "MISS from t1");
     cr_assert_eq(atomic_load(&o.requests), 4);
     cr_assert_eq(stat_of(c.port, "stored"), 2);
-    cr_assert_eq(stat_of(c.port, "origin_errors"), 2);
+    get_fresh(c.port, "/sie", t0, &o);
     cache_stop(&c);
 }
 
