@@ -54,6 +54,7 @@
 #define FUZZ_SERVERS 3    /* default limits, tiny limits, tiny limits and timeouts */
 #define FUZZ_FILLER  4096 /* bytes of one streamed piece */
 #define FUZZ_PIECES  16   /* pieces of a big answer: past the socket buffers */
+#define FUZZ_QUIET   3    /* pumps dispatching nothing before the client's EOF */
 
 struct fuzz_held {
     struct http_exchange *ex;
@@ -481,10 +482,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (which == 2)
         fuzz_wait(&cl);
-    /* A half-close aborts held exchanges (http.h): answer them all first. */
+    /* A half-close aborts held exchanges (http.h): answer them all first.
+     * The server parses the next pipelined request from its write watcher,
+     * a loop iteration or more after an answer ended, so "nothing held or
+     * streaming" is not enough: the client waits for FUZZ_QUIET pumps in a
+     * row that dispatched nothing. */
     deadline = fuzz_now() + FUZZ_GUARD;
-    for (int round = 0; !hangup && (nheld > 0 || streaming > 0) && !cl.eof; round++) {
+    for (int round = 0, quiet = 0; !hangup && quiet < FUZZ_QUIET && !cl.eof; round++) {
+        unsigned before = nreq;
+
         fuzz_pump(&cl, true, !cl.slow || round > 0);
+        quiet = nheld == 0 && streaming == 0 && nreq == before ? quiet + 1 : 0;
         if (fuzz_now() > deadline)
             fuzz_die("held or streamed answers never completed");
     }

@@ -40,7 +40,7 @@ for t in "${targets[@]}"; do
   else
     failed=1
     echo "   FAILED ($log); the input is in $arts:" >&2
-    grep -E 'ERROR|runtime error|oracle|SUMMARY|Test unit written' "$log" | head -20 >&2
+    grep -E "ERROR|runtime error|oracle|SUMMARY|Test unit written|^$t: " "$log" | head -20 >&2
   fi
 done
 [ $failed -eq 0 ] || { echo "== fuzzing found a problem" >&2; exit 1; }
