@@ -37,12 +37,15 @@
 #include <errno.h>
 #include <ev.h>
 #include <http_parser.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -342,6 +345,14 @@ static void fuzz_send(struct fuzz_client *cl, const uint8_t *p, size_t n, bool r
     }
 }
 
+/* Bytes the client has sent that are still in its own send queue. */
+static int fuzz_unsent(const struct fuzz_client *cl)
+{
+    int n = 0;
+
+    return ioctl(cl->fd, SIOCOUTQNSD, &n) == 0 ? n : 0;
+}
+
 static int fuzz_connect(unsigned port, bool slow)
 {
     int rcvbuf = 4096;
@@ -350,11 +361,14 @@ static int fuzz_connect(unsigned port, bool slow)
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     struct linger lg = {1, 0}; /* close with RST: no TIME_WAIT for 100k connections */
     struct pollfd pfd;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
     if (fd == -1)
         fuzz_die("socket");
     setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    /* each piece leaves at once: Nagle would hold small pieces back until
+     * the server's delayed ACK (up to 40 ms), past the pumps below */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (slow) /* before connect: a small window makes the server queue output */
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
     if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == -1 && errno != EINPROGRESS)
@@ -486,13 +500,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
      * The server parses the next pipelined request from its write watcher,
      * a loop iteration or more after an answer ended, so "nothing held or
      * streaming" is not enough: the client waits for FUZZ_QUIET pumps in a
-     * row that dispatched nothing. */
+     * row that dispatched nothing, with all it sent out of its own queue. */
     deadline = fuzz_now() + FUZZ_GUARD;
     for (int round = 0, quiet = 0; !hangup && quiet < FUZZ_QUIET && !cl.eof; round++) {
         unsigned before = nreq;
 
         fuzz_pump(&cl, true, !cl.slow || round > 0);
-        quiet = nheld == 0 && streaming == 0 && nreq == before ? quiet + 1 : 0;
+        quiet = nheld == 0 && streaming == 0 && nreq == before && fuzz_unsent(&cl) == 0
+                    ? quiet + 1
+                    : 0;
         if (fuzz_now() > deadline)
             fuzz_die("held or streamed answers never completed");
     }
