@@ -28,7 +28,9 @@
 #
 # Sourced (as tests/integration/test_netns.sh does), it only defines the
 # ncl_* functions below: ncl_init BUILD RUN, ncl_up, ncl_down, ncl_delay HOST MS,
-# ncl_link HOST up|down, ncl_exec HOST CMD..., ncl_status, ncl_stats HOST.
+# ncl_link HOST up|down, ncl_exec HOST CMD..., ncl_status, ncl_stats HOST, and
+# for the tests ncl_test_begin NAME BUILD (skip, checks, RUN, cleanup trap,
+# watchdog) with ncl_test_say and ncl_test_fail.
 #
 # Delay: `tc qdisc ... netem` on the host's eth0 when the kernel has sch_netem;
 # otherwise (NCL_DELAY=relay forces it) the host that gets a delay (NCL_DELAY_HOST,
@@ -429,6 +431,84 @@ ncl_all_up() {
 ncl_monitor_all_up() {
   [ "$(jq '[.nodes[] | select(.state == "up")] | length' "$NCL_RUN/monitor.json" 2>/dev/null)" \
     = "${#NCL_HOSTS[@]}" ]
+}
+
+# ---- for the tests (tests/integration/test_netns*.sh) ----------------------
+
+ncl_test_say() { echo "$NCL_TEST: $*"; }
+ncl_test_fail() {
+  echo "$NCL_TEST: FAIL: $*" >&2
+  exit 1
+}
+
+# ncl_test_begin NAME BUILD: the start every test on this network shares.
+# Exits 77 (skip) without iproute2, 1 without the tools or the daemons;
+# makes RUN (a temporary directory) and calls ncl_init; sets the traps of
+# ncl_test_end and a watchdog that sends SIGTERM to the test after
+# FULCRUM_NETNS_GUARD s (default 270), before ctest's TIMEOUT (300 s) would
+# kill it outright, so that the cleanup runs. The test names, in
+# NCL_TEST_JOBS, the variables holding the PIDs of its background jobs
+# (stopped first), in NCL_TEST_TAILS files of RUN besides the logs to show
+# on failure, and in NCL_TEST_KEPT what FULCRUM_NETNS_KEEP=1 keeps.
+ncl_test_begin() {
+  local t
+  NCL_TEST=$1
+  if ! command -v ip >/dev/null; then
+    ncl_test_say "SKIP: iproute2 (ip) is not installed, so no network namespaces"
+    exit 77
+  fi
+  for t in tc python3 curl jq; do
+    command -v "$t" >/dev/null || ncl_test_fail "$t is missing (scripts/deps.sh test installs it)"
+  done
+  for t in agent/fulcrum-agent monitor/fulcrum-monitor balancer/fulcrum-balancer cache/fulcrum-cache; do
+    [ -x "$2/$t" ] || ncl_test_fail "$2/$t is not built"
+  done
+  RUN=$(mktemp -d "${TMPDIR:-/tmp}/fulcrum-${NCL_TEST#test_}.XXXXXX") || ncl_test_fail "mktemp"
+  ncl_init "$2" "$RUN"
+  NCL_TEST_JOBS=() NCL_TEST_TAILS=() NCL_TEST_KEPT="logs"
+  trap ncl_test_end EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM HUP
+  (
+    sleep "${FULCRUM_NETNS_GUARD:-270}" &
+    echo $! >"$RUN/wd.pid"
+    wait $!
+    echo "$NCL_TEST: FAIL: still running after ${FULCRUM_NETNS_GUARD:-270}s" >&2
+    kill -TERM $$
+  ) &
+  NCL_TEST_WD=$!
+}
+
+# The EXIT trap of ncl_test_begin: stops the watchdog and the test's jobs,
+# deletes the network, fails on sanitizer reports in the daemons' logs
+# (a FULCRUM_SANITIZE build), shows the logs' tails on failure, and deletes
+# RUN unless FULCRUM_NETNS_KEEP is set.
+ncl_test_end() {
+  local rc=$? f v
+  trap - EXIT INT TERM HUP
+  kill "$NCL_TEST_WD" 2>/dev/null
+  [ -f "$RUN/wd.pid" ] && kill "$(cat "$RUN/wd.pid")" 2>/dev/null
+  for v in "${NCL_TEST_JOBS[@]}"; do
+    [ -n "${!v:-}" ] && kill "${!v}" 2>/dev/null && wait "${!v}" 2>/dev/null
+  done
+  ncl_down
+  if grep -lE "ERROR: (Address|Leak)Sanitizer|runtime error:" "$RUN"/*.log 2>/dev/null; then
+    echo "$NCL_TEST: FAIL: sanitizer reports in the logs above" >&2
+    rc=1
+  fi
+  if [ "$rc" != 0 ] && [ "$rc" != 77 ]; then
+    for f in "$RUN"/*.log "${NCL_TEST_TAILS[@]/#/$RUN/}"; do
+      [ -s "$f" ] || continue
+      echo "---- tail of $f" >&2
+      tail -n 15 "$f" >&2
+    done
+  fi
+  if [ -n "${FULCRUM_NETNS_KEEP:-}" ]; then
+    ncl_test_say "kept $RUN ($NCL_TEST_KEPT)"
+  else
+    rm -rf "$RUN"
+  fi
+  exit "$rc"
 }
 
 ncl_usage() {

@@ -32,76 +32,21 @@ set -uo pipefail
 
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD=${1:?usage: test_netns.sh BUILD_DIR}
-GUARD=${FULCRUM_NETNS_GUARD:-270}
 export NCL_INTERVAL=${NCL_INTERVAL:-0.5}
 export NCL_SLOWSTART=${NCL_SLOWSTART:-10}
 
-say() { echo "test_netns: $*"; }
-fail() {
-  echo "test_netns: FAIL: $*" >&2
-  exit 1
-}
-
-if ! command -v ip >/dev/null; then
-  say "SKIP: iproute2 (ip) is not installed, so no network namespaces"
-  exit 77
-fi
-for t in tc python3 curl jq; do
-  command -v "$t" >/dev/null || fail "$t is missing (scripts/deps.sh test installs it)"
-done
-for b in agent/fulcrum-agent monitor/fulcrum-monitor balancer/fulcrum-balancer cache/fulcrum-cache; do
-  [ -x "$BUILD/$b" ] || fail "$BUILD/$b is not built"
-done
+say() { ncl_test_say "$@"; }
+fail() { ncl_test_fail "$@"; }
 
 # shellcheck source-path=SCRIPTDIR/../.. source=scripts/netns-cluster.sh
 source "$SRC/scripts/netns-cluster.sh"
-RUN=$(mktemp -d "${TMPDIR:-/tmp}/fulcrum-netns.XXXXXX") || fail "mktemp"
-ncl_init "$BUILD" "$RUN"
+# skip or check, RUN, the cleanup trap and the watchdog (FULCRUM_NETNS_GUARD s)
+ncl_test_begin test_netns "$BUILD"
 LOAD_PID=""
 BURST_PID=""
-WD_PID=""
-
-cleanup() {
-  local rc=$? f
-  trap - EXIT INT TERM HUP
-  [ -n "$WD_PID" ] && kill "$WD_PID" 2>/dev/null
-  [ -f "$RUN/wd.pid" ] && kill "$(cat "$RUN/wd.pid")" 2>/dev/null
-  [ -n "$LOAD_PID" ] && kill "$LOAD_PID" 2>/dev/null && wait "$LOAD_PID" 2>/dev/null
-  [ -n "$BURST_PID" ] && kill "$BURST_PID" 2>/dev/null && wait "$BURST_PID" 2>/dev/null
-  ncl_down
-  # The sanitizers (in a FULCRUM_SANITIZE build) write to the daemons' logs.
-  if grep -lE "ERROR: (Address|Leak)Sanitizer|runtime error:" "$RUN"/*.log 2>/dev/null; then
-    echo "test_netns: FAIL: sanitizer reports in the logs above" >&2
-    rc=1
-  fi
-  if [ "$rc" != 0 ] && [ "$rc" != 77 ]; then
-    for f in "$RUN"/*.log "$RUN/status.txt"; do
-      [ -s "$f" ] || continue
-      echo "---- tail of $f" >&2
-      tail -n 15 "$f" >&2
-    done
-  fi
-  if [ -n "${FULCRUM_NETNS_KEEP:-}" ]; then
-    say "kept $RUN (logs, status.txt, phases.txt)"
-  else
-    rm -rf "$RUN"
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM HUP
-
-# The watchdog: SIGTERM to this shell after GUARD s, so the trap cleans up
-# before ctest's TIMEOUT (300 s) would kill it outright.
-(
-  sleep "$GUARD" &
-  echo $! >"$RUN/wd.pid"
-  wait $!
-  echo "test_netns: FAIL: still running after ${GUARD}s" >&2
-  kill -TERM $$
-) &
-WD_PID=$!
+NCL_TEST_JOBS=(LOAD_PID BURST_PID)
+NCL_TEST_TAILS=(status.txt)
+NCL_TEST_KEPT="logs, status.txt, phases.txt"
 
 # ---- helpers -------------------------------------------------------------
 

@@ -30,7 +30,6 @@ set -uo pipefail
 
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD=${1:?usage: test_netns_loss.sh BUILD_DIR}
-GUARD=${FULCRUM_NETNS_GUARD:-270}
 ROUNDS=${NCL_LOSS_ROUNDS:-30}
 LOSS=${NCL_LOSS_PCT:-10}
 REORDER=${NCL_REORDER_PCT:-10}
@@ -39,69 +38,18 @@ export NCL_INTERVAL=${NCL_INTERVAL:-1}
 export NCL_LOSS_HOST=lb
 export NCL_MONITOR_ARGS="--json ${NCL_MONITOR_ARGS:-}"
 
-say() { echo "test_netns_loss: $*"; }
-fail() {
-  echo "test_netns_loss: FAIL: $*" >&2
-  exit 1
-}
-
-if ! command -v ip >/dev/null; then
-  say "SKIP: iproute2 (ip) is not installed, so no network namespaces"
-  exit 77
-fi
-for t in tc python3 curl jq; do
-  command -v "$t" >/dev/null || fail "$t is missing (scripts/deps.sh test installs it)"
-done
-for b in agent/fulcrum-agent monitor/fulcrum-monitor balancer/fulcrum-balancer cache/fulcrum-cache; do
-  [ -x "$BUILD/$b" ] || fail "$BUILD/$b is not built"
-done
+say() { ncl_test_say "$@"; }
+fail() { ncl_test_fail "$@"; }
 
 # shellcheck source-path=SCRIPTDIR/../.. source=scripts/netns-cluster.sh
 source "$SRC/scripts/netns-cluster.sh"
-RUN=$(mktemp -d "${TMPDIR:-/tmp}/fulcrum-netns-loss.XXXXXX") || fail "mktemp"
-ncl_init "$BUILD" "$RUN"
-LOAD_PID=""
+# skip or check, RUN, the cleanup trap and the watchdog (FULCRUM_NETNS_GUARD s)
+ncl_test_begin test_netns_loss "$BUILD"
 POLL_PID=""
-WD_PID=""
-
-cleanup() {
-  local rc=$? f
-  trap - EXIT INT TERM HUP
-  [ -n "$WD_PID" ] && kill "$WD_PID" 2>/dev/null
-  [ -f "$RUN/wd.pid" ] && kill "$(cat "$RUN/wd.pid")" 2>/dev/null
-  [ -n "$POLL_PID" ] && kill "$POLL_PID" 2>/dev/null && wait "$POLL_PID" 2>/dev/null
-  [ -n "$LOAD_PID" ] && kill "$LOAD_PID" 2>/dev/null && wait "$LOAD_PID" 2>/dev/null
-  ncl_down
-  if grep -lE "ERROR: (Address|Leak)Sanitizer|runtime error:" "$RUN"/*.log 2>/dev/null; then
-    echo "test_netns_loss: FAIL: sanitizer reports in the logs above" >&2
-    rc=1
-  fi
-  if [ "$rc" != 0 ] && [ "$rc" != 77 ]; then
-    for f in "$RUN"/*.log; do
-      [ -s "$f" ] || continue
-      echo "---- tail of $f" >&2
-      tail -n 15 "$f" >&2
-    done
-  fi
-  if [ -n "${FULCRUM_NETNS_KEEP:-}" ]; then
-    say "kept $RUN (logs, status.txt: the monitor's JSON lines, states.txt)"
-  else
-    rm -rf "$RUN"
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM HUP
-
-(
-  sleep "$GUARD" &
-  echo $! >"$RUN/wd.pid"
-  wait $!
-  echo "test_netns_loss: FAIL: still running after ${GUARD}s" >&2
-  kill -TERM $$
-) &
-WD_PID=$!
+LOAD_PID=""
+NCL_TEST_JOBS=(POLL_PID LOAD_PID)
+NCL_TEST_TAILS=()
+NCL_TEST_KEPT="logs, status.txt: the monitor's JSON lines, states.txt"
 
 # ---- helpers -------------------------------------------------------------
 
@@ -164,6 +112,7 @@ ncl_wait 15 "a monitor round with cache-c up" mon_c_is up ||
   fail "fulcrum-monitor's lines do not show cache-c up"
 log_lines=$(wc -l <"$RUN/balancer.log")
 poll_states &
+# shellcheck disable=SC2034 # stopped by ncl_test_end (NCL_TEST_JOBS)
 POLL_PID=$!
 PATHS=$(seq -f "/obj-%g.html" 1 20 | paste -sd,)
 ncl_exec lb python3 "$SRC/tests/integration/netns_load.py" "$NCL_LB_IP:$NCL_LB_PORT" \
