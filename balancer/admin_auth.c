@@ -4,14 +4,13 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <sodium.h>
+
+#include "key.h"
 
 #define ADMIN_TOKEN_FILE_MAX 4096 /* bytes read, whitespace included */
 
@@ -29,27 +28,6 @@ const char *admin_auth_verdict_name(enum admin_auth_verdict v)
 bool admin_auth_is_loopback(const struct in_addr *a)
 {
     return (ntohl(a->s_addr) >> 24) == 127;
-}
-
-/* The cluster key's rules (common/key.c): regular, nobody else may touch it. */
-static int token_check_stat(const char *path, const struct stat *st, char *err, size_t errlen)
-{
-    if (!S_ISREG(st->st_mode)) {
-        snprintf(err, errlen, "admin token file %s: not a regular file", path);
-        return -EINVAL;
-    }
-    if (st->st_mode & (S_IRWXG | S_IRWXO)) {
-        snprintf(err, errlen,
-                 "admin token file %s: mode %03o lets group or others in; chmod 600 it", path,
-                 (unsigned)(st->st_mode & 0777));
-        return -EPERM;
-    }
-    if (st->st_size > ADMIN_TOKEN_FILE_MAX) {
-        snprintf(err, errlen, "admin token file %s: %lld bytes, more than %d", path,
-                 (long long)st->st_size, ADMIN_TOKEN_FILE_MAX);
-        return -EINVAL;
-    }
-    return 0;
 }
 
 /* buf[0..n) minus trailing whitespace must be a token: returns its length,
@@ -78,45 +56,23 @@ static int token_text(const char *path, const char *buf, size_t n, char *err, si
 
 int admin_auth_load(const char *path, uint8_t hash[ADMIN_TOKEN_HASH], char *err, size_t errlen)
 {
-    char buf[ADMIN_TOKEN_FILE_MAX + 1];
-    struct stat st;
-    ssize_t n;
-    int fd, r;
+    char buf[ADMIN_TOKEN_FILE_MAX];
+    size_t n;
+    int r;
 
     if (sodium_init() < 0) {
         snprintf(err, errlen, "libsodium failed to initialise");
         return -EIO;
     }
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd == -1) {
-        r = -errno;
-        snprintf(err, errlen, "admin token file %s: %s", path, strerror(errno));
-        return r;
-    }
-    if (fstat(fd, &st) == -1) {
-        r = -errno;
-        snprintf(err, errlen, "admin token file %s: %s", path, strerror(errno));
-        goto out_close;
-    }
-    r = token_check_stat(path, &st, err, errlen);
+    /* the cluster key's rules (common/key.h): regular, nobody else may touch it */
+    r = secret_file_read("admin token file", path, (uint8_t *)buf, 0, sizeof(buf), &n, err, errlen);
     if (r)
-        goto out_close;
-    n = read(fd, buf, sizeof(buf));
-    if (n == -1) {
-        r = -errno;
-        snprintf(err, errlen, "admin token file %s: %s", path, strerror(errno));
-        goto out_wipe;
-    }
-    r = token_text(path, buf, (size_t)n, err, errlen);
-    if (r < 0)
-        goto out_wipe;
-    crypto_hash_sha256(hash, (const unsigned char *)buf, (unsigned long long)r);
-    r = 0;
-out_wipe:
+        return r;
+    r = token_text(path, buf, n, err, errlen);
+    if (r >= 0)
+        crypto_hash_sha256(hash, (const unsigned char *)buf, (unsigned long long)r);
     sodium_memzero(buf, sizeof(buf));
-out_close:
-    close(fd);
-    return r;
+    return r < 0 ? r : 0;
 }
 
 int admin_auth_init(struct admin_auth *au, const char *token_file, bool insecure,

@@ -22,6 +22,14 @@ struct key_ring {
     uint8_t k[KEY_RING_MAX][32];
 };
 
+/* Reads a secret file into buf (size max): a regular file that neither
+ * group nor others may touch, of min to max bytes. `what` names it in the
+ * errors ("key file", "admin token file"). On success *len is the number
+ * of bytes read; the caller wipes buf (sodium_memzero), which this does
+ * itself on failure. Returns 0 or -errno with err filled. */
+int secret_file_read(const char *what, const char *path, uint8_t *buf, size_t min, size_t max,
+                     size_t *len, char *err, size_t errlen);
+
 /* Adds the key in `path` to the ring. Refuses (with err filled) a missing
  * file, one that is not a regular file, shorter than KEY_FILE_MIN or longer
  * than KEY_FILE_MAX, readable or writable by group or others, or a full ring.
