@@ -197,10 +197,15 @@ void be_kill(struct backend *b)
 
 int be_connect(unsigned port)
 {
+    return be_connect_for(port, 10);
+}
+
+int be_connect_for(unsigned port, int secs)
+{
     struct sockaddr_in sa = {.sin_family = AF_INET,
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
                              .sin_port = htons((uint16_t)port)};
-    struct timeval tv = {.tv_sec = 10};
+    struct timeval tv = {.tv_sec = secs};
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
     if (fd < 0)

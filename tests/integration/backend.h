@@ -33,6 +33,8 @@ void be_kill(struct backend *b);
 /* Connects to 127.0.0.1:port (blocking, 10 s receive/send timeouts).
  * Returns the fd or -errno. */
 int be_connect(unsigned port);
+/* The same with secs-second timeouts. */
+int be_connect_for(unsigned port, int secs);
 
 /* One HTTP/1.1 request with Connection: close; the whole response into buf
  * (NUL-terminated). Returns the status code, or -1 when the connection

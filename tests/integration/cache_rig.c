@@ -225,8 +225,7 @@ void rig_node_kill(struct rig_node *nd)
 {
     h_signal(&nd->p, SIGKILL);
     h_reap(&nd->p, RIG_WAIT_MS);
-    close(nd->p.out.fd);
-    close(nd->p.err.fd);
+    h_close(&nd->p);
     nd->port = nd->peer_port = 0;
 }
 
@@ -243,8 +242,7 @@ void rig_node_stop(struct rig_node *nd)
     st = h_reap(&nd->p, RIG_WAIT_MS);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "fulcrum-cache %s exit status %d", nd->name,
               st);
-    close(nd->p.out.fd);
-    close(nd->p.err.fd);
+    h_close(&nd->p);
 }
 
 void rig_keys_remove(const char *dir)

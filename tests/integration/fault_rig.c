@@ -5,15 +5,12 @@
 #include <criterion/criterion.h>
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -102,9 +99,7 @@ void fr_proc_kill(struct h_proc *p)
     kill(p->pid, SIGCONT); /* a stopped process dies of SIGKILL too, but reap it awake */
     h_signal(p, SIGKILL);
     h_reap(p, FR_WAIT_MS);
-    close(p->out.fd);
-    close(p->err.fd);
-    p->out.fd = p->err.fd = -1;
+    h_close(p);
 }
 
 void fr_node_kill(struct fr_node *nd)
@@ -128,37 +123,6 @@ void fr_agent_start(struct fr_agent *ag, const char *name, unsigned port, const 
                        name);
 }
 
-/* h_spawn with RLIMIT_NOFILE set in the child (0: inherited). */
-static void fr_spawn_nofile(struct h_proc *p, char *const argv[], unsigned nofile)
-{
-    int out[2], err[2];
-
-    if (!nofile) {
-        h_spawn(p, argv);
-        return;
-    }
-    cr_assert_eq(pipe2(out, O_CLOEXEC), 0);
-    cr_assert_eq(pipe2(err, O_CLOEXEC), 0);
-    p->pid = fork();
-    cr_assert_neq(p->pid, -1);
-    if (p->pid == 0) {
-        struct rlimit rl = {.rlim_cur = nofile, .rlim_max = nofile};
-
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        dup2(out[1], STDOUT_FILENO);
-        dup2(err[1], STDERR_FILENO);
-        if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
-            _exit(126);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    close(out[1]);
-    close(err[1]);
-    p->out.fd = out[0];
-    p->err.fd = err[0];
-    p->out.len = p->out.seen = p->err.len = p->err.seen = 0;
-}
-
 void fr_lb_start_nofile(struct fr_lb *b, unsigned nofile, unsigned port, const char *const *extra)
 {
     char listen[32], *argv[64] = {FR_LB_BIN,     "--listen",  listen, "--admin",
@@ -167,7 +131,7 @@ void fr_lb_start_nofile(struct fr_lb *b, unsigned nofile, unsigned port, const c
 
     snprintf(listen, sizeof(listen), "127.0.0.1:%u", port);
     fr_argv_add(argv, 8, 64, extra);
-    fr_spawn_nofile(&b->p, argv, nofile);
+    h_spawn_nofile(&b->p, argv, nofile);
     line = h_wait_for(&b->p, 2, "ready listen=", FR_WAIT_MS);
     cr_assert_not_null(line, "the balancer did not start");
     p = strstr(line, "listen=127.0.0.1:");
@@ -298,27 +262,6 @@ void fr_cluster_stop(struct fr_cluster *c)
 
 /* ---- one request ---- */
 
-static int fr_connect(unsigned port)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-                             .sin_port = htons((uint16_t)port)};
-    struct timeval tv = {.tv_sec = FR_CLIENT_S};
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-    if (fd < 0)
-        return -errno;
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1) {
-        int r = -errno;
-
-        close(fd);
-        return r;
-    }
-    return fd;
-}
-
 /* The node named in X-Cache ("HIT from cache-1"), as an index, or -1. */
 static int fr_node_of(const char *head, const char *const *names, size_t nnames)
 {
@@ -340,7 +283,7 @@ enum fr_outcome fr_get(unsigned port, const char *path, const char *const *names
                        int *node, char *buf, size_t cap)
 {
     char req[256];
-    int fd = fr_connect(port),
+    int fd = be_connect_for(port, FR_CLIENT_S),
         n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n",
                      path);
     size_t have = 0, body;

@@ -11,14 +11,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#define H_WRAP_MAX    32  /* words of FULCRUM_TEST_WRAPPER at most */
-#define H_WRAPPED_MAX 256 /* daemons stopped at exit under a wrapper */
+#define H_WRAP_MAX    32   /* words of FULCRUM_TEST_WRAPPER at most */
+#define H_WRAPPED_MAX 256  /* daemons stopped at exit under a wrapper */
+#define H_LOG_MAX     64   /* daemons of one test whose output is kept */
+#define H_TAIL        8192 /* last bytes kept of each stream */
 
 static long long h_now_ms(void)
 {
@@ -113,7 +116,128 @@ static void h_track(pid_t pid)
     }
 }
 
-void h_spawn(struct h_proc *p, char *const argv[])
+/* ---- what the daemons said, for a failed test -----------------------------
+ * Every byte the harness reads from a daemon's stdout or stderr is also
+ * kept, the last H_TAIL of each stream, in a table of this process (a
+ * test's h_proc may be on a stack a failed assertion has left), for the
+ * first H_LOG_MAX daemons. When the test process exits (after the test,
+ * passed or failed by an assertion, and after the daemons under a wrapper
+ * were stopped; not when it crashes or is killed on a timeout), what the
+ * pipes hold is read too and everything is written to
+ * FULCRUM_TEST_LOG_DIR/<binary>.<suite>::<test>.log; scripts/test.sh prints
+ * the logs of the tests that failed. */
+struct h_log {
+    pid_t pid;
+    char name[48];
+    int fd[2];               /* stdout, stderr; -1 once closed */
+    char tail[2][H_TAIL];    /* a ring: byte k of the stream at k % H_TAIL */
+    unsigned long long n[2]; /* bytes seen */
+};
+
+static struct h_log h_logs[H_LOG_MAX];
+static size_t h_nlogs;
+
+static struct h_log *h_log_of(int fd, int *which)
+{
+    for (size_t i = h_nlogs; i-- > 0;) { /* the newest: fd numbers are reused */
+        for (int k = 0; k < 2; k++) {
+            if (h_logs[i].fd[k] == fd && fd >= 0) {
+                *which = k;
+                return &h_logs[i];
+            }
+        }
+    }
+    return NULL;
+}
+
+static void h_log_bytes(int fd, const char *p, size_t len)
+{
+    int k;
+    struct h_log *l = h_log_of(fd, &k);
+
+    for (size_t i = 0; l && i < len; i++)
+        l->tail[k][l->n[k]++ % H_TAIL] = p[i];
+}
+
+static void h_log_stream(FILE *f, struct h_log *l, int k)
+{
+    unsigned long long from = l->n[k] > H_TAIL ? l->n[k] - H_TAIL : 0;
+
+    fprintf(f, "==== %s pid %d %s: %llu bytes%s\n", l->name, (int)l->pid, k ? "stderr" : "stdout",
+            l->n[k], from ? ", the last ones" : "");
+    for (unsigned long long i = from; i < l->n[k]; i++)
+        fputc(l->tail[k][i % H_TAIL], f);
+    if (l->n[k] && l->tail[k][(l->n[k] - 1) % H_TAIL] != '\n')
+        fputc('\n', f);
+}
+
+static void h_log_write(void)
+{
+    const struct criterion_test *t = criterion_current_test;
+    char exe[256], path[768];
+    const char *bin;
+    ssize_t elen = readlink("/proc/self/exe", exe, sizeof(exe) - 1); /* not BoxFort's name */
+    FILE *f;
+
+    if (h_nlogs == 0 || !t || elen <= 0 ||
+        (mkdir(FULCRUM_TEST_LOG_DIR, 0755) == -1 && errno != EEXIST))
+        return;
+    exe[elen] = '\0';
+    bin = strrchr(exe, '/') ? strrchr(exe, '/') + 1 : exe;
+    snprintf(path, sizeof(path), "%s/%s.%s::%s.log", FULCRUM_TEST_LOG_DIR, bin, t->category,
+             t->name);
+    if (!(f = fopen(path, "w")))
+        return;
+    for (size_t i = 0; i < h_nlogs; i++) {
+        for (int k = 0; k < 2; k++) { /* what the pipe holds now: a live */
+            char buf[4096];           /* daemon may never stop writing */
+            struct pollfd pfd = {.fd = h_logs[i].fd[k], .events = POLLIN};
+            ssize_t n = 1;
+
+            for (int r = 0; r < 256 && pfd.fd >= 0 && n > 0 && poll(&pfd, 1, 0) == 1; r++)
+                if ((n = read(pfd.fd, buf, sizeof(buf))) > 0)
+                    h_log_bytes(pfd.fd, buf, (size_t)n);
+        }
+        h_log_stream(f, &h_logs[i], 1);
+        h_log_stream(f, &h_logs[i], 0);
+    }
+    fclose(f);
+}
+
+static void h_log_add(const struct h_proc *p, const char *argv0)
+{
+    const char *base = strrchr(argv0, '/');
+    struct h_log *l;
+
+    if (h_nlogs == 0 && atexit(h_log_write) != 0)
+        return;
+    if (h_nlogs == H_LOG_MAX)
+        return;
+    l = &h_logs[h_nlogs++];
+    l->pid = p->pid;
+    snprintf(l->name, sizeof(l->name), "%s", base ? base + 1 : argv0);
+    l->fd[0] = p->out.fd;
+    l->fd[1] = p->err.fd;
+    l->n[0] = l->n[1] = 0;
+}
+
+void h_close(struct h_proc *p)
+{
+    int k;
+
+    for (int i = 0; i < 2; i++) {
+        int fd = i ? p->err.fd : p->out.fd;
+        struct h_log *l = h_log_of(fd, &k);
+
+        if (l)
+            l->fd[k] = -1;
+        if (fd >= 0)
+            close(fd);
+    }
+    p->out.fd = p->err.fd = -1;
+}
+
+void h_spawn_nofile(struct h_proc *p, char *const argv[], unsigned nofile)
 {
     int out[2], err[2];
     pid_t self;
@@ -124,17 +248,31 @@ void h_spawn(struct h_proc *p, char *const argv[])
     p->pid = fork();
     cr_assert_neq(p->pid, -1);
     if (p->pid == 0) {
+        struct rlimit rl = {.rlim_cur = nofile, .rlim_max = nofile};
+
         h_child_setup(self);
         dup2(out[1], STDOUT_FILENO);
         dup2(err[1], STDERR_FILENO);
-        h_exec(argv);
+        if (!nofile)
+            h_exec(argv);
+        if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+            _exit(126);
+        execv(argv[0], argv);
+        _exit(127);
     }
-    h_track(p->pid);
     close(out[1]);
     close(err[1]);
     p->out.fd = out[0];
     p->err.fd = err[0];
     p->out.len = p->out.seen = p->err.len = p->err.seen = 0;
+    h_log_add(p, argv[0]); /* first: its atexit runs after h_track's, */
+    if (!nofile)           /* once valgrind has had its say */
+        h_track(p->pid);
+}
+
+void h_spawn(struct h_proc *p, char *const argv[])
+{
+    h_spawn_nofile(p, argv, 0);
 }
 
 /* Returns a complete unseen line in s, NUL-terminated in place, or NULL. */
@@ -172,6 +310,7 @@ static const char *h_line_until(struct h_proc *p, int which, long long deadline)
         n = read(s->fd, s->buf + s->len, sizeof(s->buf) - 1 - s->len);
         if (n <= 0)
             return NULL;
+        h_log_bytes(s->fd, s->buf + s->len, (size_t)n);
         s->len += (size_t)n;
     }
 }
@@ -216,9 +355,10 @@ int h_reap(struct h_proc *p, int timeout_ms)
         struct pollfd pfd = {.fd = p->err.fd, .events = POLLIN};
         if (poll(&pfd, 1, 10) > 0) {
             char sink[4096];
+            ssize_t n = read(p->err.fd, sink, sizeof(sink));
 
-            if (read(p->err.fd, sink, sizeof(sink)) <= 0)
-                (void)0;
+            if (n > 0)
+                h_log_bytes(p->err.fd, sink, (size_t)n);
         }
     }
     kill(p->pid, SIGKILL);

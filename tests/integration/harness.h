@@ -32,6 +32,19 @@ struct h_proc {
  * FULCRUM_TEST_TIMEOUT_SCALE=N multiplies the waits below by N. */
 void h_spawn(struct h_proc *p, char *const argv[]);
 
+/* h_spawn with RLIMIT_NOFILE set to nofile in the child (0: inherited, and
+ * the same as h_spawn). With a limit, no wrapper is used. */
+void h_spawn_nofile(struct h_proc *p, char *const argv[], unsigned nofile);
+
+/* Closes p's pipes (the daemon is reaped or left to die with the test). */
+void h_close(struct h_proc *p);
+
+/* What a test's daemons wrote (the last 8 KiB of each stream: what the
+ * test read and what the pipes still held) is written when the test
+ * process exits, a failed assertion included (not a crash or a timeout),
+ * to FULCRUM_TEST_LOG_DIR/<binary>.<suite>::<test>.log (BUILD/test-logs);
+ * scripts/test.sh prints those of the tests that failed. */
+
 /* Returns the next complete line of stdout (which=1) or stderr (which=2),
  * waiting up to timeout_ms; NULL on timeout or EOF. The line stays valid
  * until the next call on the same stream. */

@@ -287,7 +287,6 @@ Test(faults, balancer_handover)
     cr_assert(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "the old balancer: status %d", st);
     cr_assert_eq(all.failed, 0, "the handover failed requests: %s", fr_sum_text(&all));
     expect_no_loss(&all);
-    close(old.p.out.fd);
-    close(old.p.err.fd);
+    h_close(&old.p);
     finish();
 }

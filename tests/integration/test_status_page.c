@@ -200,8 +200,7 @@ static char *browse(const struct page_rig *r, const char *mode, const char *size
     }
     errtail[elen] = '\0';
     status = h_reap(&p, 5000);
-    close(p.out.fd);
-    close(p.err.fd);
+    h_close(&p);
     nftw(udd, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "chromium failed (%d):\n%s", status,
               errtail);
