@@ -506,9 +506,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         unsigned before = nreq;
 
         fuzz_pump(&cl, true, !cl.slow || round > 0);
-        quiet = nheld == 0 && streaming == 0 && nreq == before && fuzz_unsent(&cl) == 0
-                    ? quiet + 1
-                    : 0;
+        quiet =
+            nheld == 0 && streaming == 0 && nreq == before && fuzz_unsent(&cl) == 0 ? quiet + 1 : 0;
         if (fuzz_now() > deadline)
             fuzz_die("held or streamed answers never completed");
     }
