@@ -26,6 +26,11 @@
 #   BENCH_FULCRUM_ARGS=    extra fulcrum-balancer flags (e.g. --splice=never)
 #   BENCH_HAPROXY_SPLICE=0 1: add "option splice-auto" to HAProxy
 #   BENCH_KEEP=0           1: keep the temp dir (configs, logs, raw wrk outputs)
+#   BENCH_PROFILE=0        1: after the measurements, one more (a) and (b) run of
+#                          each proxy under `strace -c -f` (system calls per
+#                          request) and one under `perf record -e cpu-clock` (where
+#                          its CPU time goes, by DSO and by symbol): printed, and
+#                          kept in raw/TARGET.{strace,perf}.TEST.txt
 #   BENCH_DOC=docs/benchmarks.md
 # Needs: bench/deps.sh (haproxy nginx-light libnginx-mod-stream wrk procps python3).
 set -euo pipefail
@@ -49,13 +54,14 @@ KEEP=${BENCH_KEEP:-0}
 DOC=${BENCH_DOC:-$root/docs/benchmarks.md}
 FULCRUM_ARGS=${BENCH_FULCRUM_ARGS:-}
 HAPROXY_SPLICE=${BENCH_HAPROXY_SPLICE:-0}
+PROFILE=${BENCH_PROFILE:-0}
 HAPROXY_MAXCONN=4000
 
 # The exact command, for the report.
 cmd="bench/run.sh"
 for v in WORKERS BENCH_SECONDS BENCH_REPEAT BENCH_PORT_BASE BENCH_WRK_THREADS BENCH_KA_CONNS \
          BENCH_CLOSE_CONNS BENCH_BIG_CONNS BENCH_LAT_CONNS BENCH_IDLE_CONNS BENCH_TARGETS \
-         BENCH_BUILD BENCH_FULCRUM_ARGS BENCH_HAPROXY_SPLICE; do
+         BENCH_BUILD BENCH_FULCRUM_ARGS BENCH_HAPROXY_SPLICE BENCH_PROFILE; do
   [ -n "${!v:-}" ] && cmd="$v='${!v}' $cmd"
 done
 
@@ -70,6 +76,11 @@ if [ "$BASE" -lt 1024 ] || [ "$BASE" -gt 65500 ]; then die "BENCH_PORT_BASE must
 for c in haproxy nginx wrk python3 pgrep cmake; do
   command -v "$c" >/dev/null || die "'$c' not found: run bench/deps.sh (and scripts/deps.sh) as root"
 done
+if [ "$PROFILE" = 1 ]; then
+  for c in perf strace; do
+    command -v "$c" >/dev/null || die "'$c' not found (BENCH_PROFILE=1): run bench/deps.sh as root"
+  done
+fi
 [ -f /usr/lib/nginx/modules/ngx_stream_module.so ] ||
   die "nginx stream module missing: run bench/deps.sh (libnginx-mod-stream)"
 
@@ -426,6 +437,55 @@ for rep in $(seq 1 "$REPEAT"); do
     done
   done
 done
+# Profiles, after the measurements (tracing slows a proxy down: these runs
+# are not in the table). Calls per request: strace's count over wrk's.
+profile_target() {
+  local t=$1 test conns pid=${TPID[$1]} req tr
+  for test in ka close; do
+    conns=$KA_CONNS
+    [ "$test" = close ] && conns=$CLOSE_CONNS
+    local hdr=()
+    [ "$test" = close ] && hdr=(-H "Connection: close")
+    tr=$raw/$t.strace.$test.txt
+    strace -c -f -qq -o "$tr.raw" -p "$pid" &
+    local st=$!
+    sleep 1  # attached to every thread
+    wrk -t"$THREADS" -c"$conns" -d"${DUR}s" "${hdr[@]}" "http://127.0.0.1:${PORT[$t]}/1k" \
+      >"$raw/$t.strace.$test.wrk" 2>&1 || true
+    kill -INT "$st" 2>/dev/null || true
+    wait "$st" 2>/dev/null || true
+    req=$(awk '/requests in/ {print $1; exit}' "$raw/$t.strace.$test.wrk")
+    # strace -c: % time, seconds, usecs/call, calls, [errors,] syscall
+    awk -v n="${req:-0}" 'n > 0 && $4 ~ /^[0-9]+$/ && $NF ~ /^[a-z_0-9]+$/ {
+        printf "%-16s %8.2f per request%s\n", ($NF == "total" ? "all" : $NF), $4 / n,
+          ($NF == "total" ? " (" n " requests)" : "") }' \
+      "$tr.raw" >"$tr"
+    say "$t $test under strace: $(grep -E '^all ' "$tr" || echo 'no count')"
+    perf record -q -e cpu-clock -F 1999 -p "$pid" -o "$raw/$t.perf.$test.data" -- sleep "$DUR" \
+      >/dev/null 2>&1 &
+    local pf=$!
+    wrk -t"$THREADS" -c"$conns" -d"${DUR}s" "${hdr[@]}" "http://127.0.0.1:${PORT[$t]}/1k" \
+      >"$raw/$t.perf.$test.wrk" 2>&1 || true
+    wait "$pf" 2>/dev/null || true
+    # (awk, not head: an early exit would fail the pipe under pipefail)
+    { echo "## by DSO"
+      perf report -i "$raw/$t.perf.$test.data" --stdio --no-children --sort dso 2>/dev/null |
+        awk '/^ +[0-9]/ && n++ < 8'
+      echo "## by symbol"
+      perf report -i "$raw/$t.perf.$test.data" --stdio --no-children --sort dso,sym 2>/dev/null |
+        awk '/^ +[0-9]/ && n++ < 25'
+    } >"$raw/$t.perf.$test.txt"
+    rm -f "$raw/$t.perf.$test.data"
+    say "$t $test under perf: $(sed -n '2,5p' "$raw/$t.perf.$test.txt" | tr -s ' ' | tr '\n' ';')"
+  done
+}
+if [ "$PROFILE" = 1 ]; then
+  for t in "${tlist[@]}"; do
+    [ "$t" != direct ] && [ "$t" != nginx ] && [ -z "${DEAD[$t]:-}" ] && alive "$t" &&
+      profile_target "$t"
+  done
+fi
+
 for t in "${tlist[@]}"; do
   if [[ "$t" == fulcrum-* ]] && [ -f "$tmp/$t-load.log" ] &&
      grep -qiE "level=(err|warn)|abort|assert" "$tmp/$t-load.log"; then

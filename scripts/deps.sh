@@ -12,7 +12,8 @@ test=(libcriterion-dev clang-format iproute2 ansible-core ansible-lint yamllint
       chromium           # tests/integration/test_status_page.c
       dpkg-dev systemd python3-jinja2 python3-yaml)   # tests/packaging/test_package.sh
 demo=(python3 wrk)
-bench=(haproxy nginx-light libnginx-mod-stream varnish wrk procps python3 gnuplot-nox)
+bench=(haproxy nginx-light libnginx-mod-stream varnish wrk procps python3 gnuplot-nox
+       linux-perf strace)   # BENCH_PROFILE=1 of bench/run.sh
 fuzz=(clang libclang-rt-14-dev)   # libFuzzer + ASan/UBSan runtimes for clang 14
 
 want=()
