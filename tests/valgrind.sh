@@ -30,7 +30,7 @@ JOBS=$(nproc)
 # What CI runs (docs/reliability.md says why these): unit tests of the code
 # that parses what peers send, and integration tests that start, load and
 # stop (so their leak check runs) every daemon. --all: everything.
-VG_UNIT=${VG_UNIT:-'^(test_proto|test_http|test_check|test_cfg|test_repl_frame|test_peer|test_origin|test_store)$'}
+VG_UNIT=${VG_UNIT:-'^(test_proto|test_http|test_check|test_cfg|test_repl_frame|test_store)$'}
 VG_INTEGRATION=${VG_INTEGRATION:-'^(test_cache|test_balancer)$'}
 while [ $# -gt 0 ]; do
   case $1 in
