@@ -79,7 +79,9 @@ start_agent() {  # start_agent NAME PORT
   pid[agent-$1]=$!
 }
 
-python3 -m http.server "$origin_port" --bind 127.0.0.1 --directory "$run/www" \
+# HTTP/1.1: the caches keep their origin connections open and reuse them
+# (origin_conns_reused in their counters); 1.0 would close each one.
+python3 -m http.server "$origin_port" --bind 127.0.0.1 --directory "$run/www" -p HTTP/1.1 \
   >"$run/origin.log" 2>&1 &
 pid[origin]=$!
 echo "==> origin on 127.0.0.1:$origin_port; three fulcrum-cache nodes replicating to each other"
