@@ -12,12 +12,14 @@
 # `deb` component, which a plain `cmake --install` leaves out.
 
 set(FULCRUM_DAEMONS fulcrum-agent fulcrum-monitor fulcrum-balancer fulcrum-cache)
+# Every program with a man page: the daemons and the admin API's client.
+set(FULCRUM_PROGRAMS ${FULCRUM_DAEMONS} fulcrumctl)
 
 # ---- man pages: --help and --version through help2man, plus man/NAME.h2m ---
 find_program(HELP2MAN help2man)
 if(HELP2MAN)
   set(fulcrum_man_pages)
-  foreach(d IN LISTS FULCRUM_DAEMONS)
+  foreach(d IN LISTS FULCRUM_PROGRAMS)
     set(page ${PROJECT_BINARY_DIR}/man/${d}.8)
     add_custom_command(
       OUTPUT ${page}.gz

@@ -21,6 +21,7 @@ enum ctl_exit {
     CTL_CONNECT = 3, /* no connection, or no answer at all */
 };
 
+#define CTL_VERSION       "0.1.0" /* the daemons' version */
 #define CTL_DEFAULT_ADMIN "127.0.0.1:9901"
 #define CTL_TIMEOUT_MS    10000
 #define CTL_BODY_MAX      (32u << 20) /* largest answer read */
@@ -40,12 +41,14 @@ struct ctl_args {
     const char *token_file; /* NULL: no Authorization header */
     bool json;              /* print the server's JSON as it came */
     bool help;
+    bool version;
     const char *method, *path_pre, *path_suf, *name, *body; /* path: pre NAME suf */
     enum ctl_view view;
 };
 
 /* Parses argv. Returns 0, or -EINVAL with err filled (exit CTL_USAGE).
- * With --help, a->help is set and nothing else is required. */
+ * With --help (or --version), a->help (a->version) is set and nothing
+ * else is required. */
 int ctl_parse_args(int argc, char *const *argv, struct ctl_args *a, char *err, size_t errlen);
 void ctl_usage(FILE *f);
 

@@ -47,7 +47,8 @@ void ctl_usage(FILE *f)
           "  --admin HOST:PORT     the admin port [default: " CTL_DEFAULT_ADMIN "]\n"
           "  --token-file FILE     send the token in FILE as Authorization: Bearer\n"
           "  --json                print the server's JSON instead of a table\n"
-          "  --help                show this text\n\n"
+          "  --help                show this text\n"
+          "  --version             show the version\n\n"
           "Exit status: 0 done; 1 the server answered with an error; 2 usage (or an\n"
           "unreadable token file); 3 cannot connect or no answer.\n",
           f);
@@ -143,6 +144,10 @@ int ctl_parse_args(int argc, char *const *argv, struct ctl_args *a, char *err, s
 
         if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
             a->help = true;
+            return 0;
+        }
+        if (!strcmp(arg, "--version")) {
+            a->version = true;
             return 0;
         }
         if (!strcmp(arg, "--json")) {

@@ -47,6 +47,10 @@ int main(int argc, char **argv)
         ctl_usage(stdout);
         return CTL_OK;
     }
+    if (a.version) {
+        printf("fulcrumctl %s\n", CTL_VERSION);
+        return CTL_OK;
+    }
     if (ctl_path(&a, path, sizeof(path))) {
         fprintf(stderr, "fulcrumctl: node name too long\n");
         return CTL_USAGE;

@@ -33,6 +33,7 @@ want=()
 for d in $daemons; do
   want+=("/usr/bin/$d" "/usr/share/man/man8/$d.8.gz" "/usr/lib/systemd/system/$d.service")
 done
+want+=(/usr/bin/fulcrumctl /usr/share/man/man8/fulcrumctl.8.gz)
 for d in agent monitor balancer cache; do want+=("/etc/fulcrum/$d.conf.example"); done
 for f in "${want[@]}"; do
   grep -qx "$f" "$tmp/files" && ok "ships $f" || bad "does not ship $f"
@@ -55,6 +56,13 @@ done
 dpkg -x "$deb" "$tmp/root"
 v=$("$tmp/root/usr/bin/fulcrum-balancer" --version 2>&1)
 [[ "$v" == "fulcrum-balancer "* ]] && ok "dpkg -x root: $v" || bad "fulcrum-balancer --version: $v"
+v=$("$tmp/root/usr/bin/fulcrumctl" --version 2>&1)
+[[ "$v" == "fulcrumctl "* ]] && ok "dpkg -x root: $v" || bad "fulcrumctl --version: $v"
+if zcat "$tmp/root/usr/share/man/man8/fulcrumctl.8.gz" | grep -q -- 'token\\-file'; then
+  ok "fulcrumctl.8 has --token-file"
+else
+  bad "fulcrumctl.8 lacks --token-file"
+fi
 for d in $daemons; do
   if zcat "$tmp/root/usr/share/man/man8/$d.8.gz" | grep -q '^\.SH SIGNALS' &&
      zcat "$tmp/root/usr/share/man/man8/$d.8.gz" | grep -q -- 'check\\-config'; then

@@ -18,7 +18,7 @@ static int parse(struct ctl_args *a, char *path, const char *const *argv)
     while (argv[argc])
         argc++;
     r = ctl_parse_args(argc, (char *const *)argv, a, err, sizeof(err));
-    if (r == 0 && !a->help)
+    if (r == 0 && !a->help && !a->version)
         cr_assert_eq(ctl_path(a, path, 256), 0);
     return r;
 }
@@ -52,6 +52,8 @@ Test(ctl, commands_make_requests)
     cr_assert_str_eq(path, "/api/config");
     cr_assert_eq(parse(&a, path, (const char *const[]){"ctl", "--help", NULL}), 0);
     cr_assert(a.help);
+    cr_assert_eq(parse(&a, path, (const char *const[]){"ctl", "--version", NULL}), 0);
+    cr_assert(a.version && !a.help);
 }
 
 Test(ctl, bad_command_lines)
