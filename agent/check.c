@@ -26,7 +26,7 @@ _Static_assert(CHECK_PATH_MAX + NET_ADDRSTRLEN + 96 < CHECK_REQ_MAX, "CHECK_REQ_
 
 const char *const check_kind_names[] = {"tcp", "http", NULL};
 
-static bool check_path_ok(const char *path)
+bool check_path_ok(const char *path)
 {
     size_t n = strlen(path);
 

@@ -40,6 +40,10 @@ enum check_kind {
 /* "tcp", "http", NULL: the names of enum check_kind, for the config table. */
 extern const char *const check_kind_names[];
 
+/* Whether path is a /PATH check_init() takes: 1..CHECK_PATH_MAX printable
+ * characters, no spaces. */
+bool check_path_ok(const char *path);
+
 /* One check's result: up, or down with a short reason ("Connection
  * refused", "timed out", "HTTP 503", ...) valid during the call only. */
 typedef void (*check_cb)(void *arg, bool up, const char *why);

@@ -64,8 +64,10 @@ static void agent_check_hook(const void *obj, struct cfg_check *chk)
     cfg_check_hostport(chk, "listen", c->listen, true);
     cfg_check_hostport(chk, "group", c->group, false);
     cfg_check_ip(chk, "mcast-if", c->mcast_if);
-    if (c->check_path[0] != '/')
-        cfg_check_fail(chk, "check-path", 0, "'%s' does not start with /", c->check_path);
+    if (!check_path_ok(c->check_path))
+        cfg_check_fail(chk, "check-path", 0,
+                       "'%s': give /PATH, 1..%d printable characters, no spaces", c->check_path,
+                       CHECK_PATH_MAX);
     if (strcmp(c->cgroup, "auto") && strcmp(c->cgroup, "off") && c->cgroup[0] != '/')
         cfg_check_fail(chk, "cgroup", 0, "'%s' is not auto, off or an absolute directory",
                        c->cgroup);

@@ -6,9 +6,11 @@
 
 #include <ev.h>
 
+#include "admin_auth.h"
 #include "cfg.h"
 #include "lb.h"
 #include "log.h"
+#include "net.h"
 #include "opts.h"
 #include "reload.h"
 #include "policy.h"
@@ -70,6 +72,41 @@ static const struct cfg_opt lb_opts[] = {
 };
 #undef O
 
+/* The same node twice: lb_run() refuses it. */
+static void lb_check_nodes_once(struct cfg_check *chk, const struct cfg_list *nodes)
+{
+    struct sockaddr_in a, b;
+    char err[256];
+
+    for (size_t i = 0; i < nodes->n; i++) {
+        if (net_parse_hostport(nodes->v[i], false, &a, err, sizeof(err)))
+            continue; /* cfg_check_hostports said so */
+        for (size_t j = 0; j < i; j++) {
+            if (!net_parse_hostport(nodes->v[j], false, &b, err, sizeof(err)) &&
+                a.sin_addr.s_addr == b.sin_addr.s_addr && a.sin_port == b.sin_port) {
+                cfg_check_fail(chk, "node", 0, "%s: given twice", nodes->v[i]);
+                break;
+            }
+        }
+    }
+}
+
+/* The admin port's rules as lb_run() applies them: the token file as
+ * admin_auth_load() reads it, and no port beyond loopback without a token
+ * or admin-insecure. */
+static void lb_check_admin(struct cfg_check *chk, const struct lb_cfg *c)
+{
+    struct admin_auth au;
+    struct sockaddr_in sa;
+    char err[512];
+
+    if (!*c->admin || net_parse_hostport(c->admin, true, &sa, err, sizeof(err)))
+        return; /* no admin port, or cfg_check_hostport said why */
+    if (admin_auth_init(&au, c->admin_token_file, c->admin_insecure, &sa, err, sizeof(err)))
+        cfg_check_fail(chk, *c->admin_token_file ? "admin-token-file" : "admin", 0, "%s", err);
+    admin_auth_done(&au);
+}
+
 /* --check-config: what lb_run() would refuse before it binds. */
 static void lb_check_hook(const void *obj, struct cfg_check *chk)
 {
@@ -82,6 +119,8 @@ static void lb_check_hook(const void *obj, struct cfg_check *chk)
     if (!lb_policy_find(c->policy))
         cfg_check_fail(chk, "policy", 0, "'%s': use one of %s", c->policy, lb_policy_names());
     cfg_check_hostports(chk, "node", &c->nodes, false);
+    lb_check_nodes_once(chk, &c->nodes);
+    lb_check_admin(chk, c);
     if (!*c->key && !c->nodes.n)
         cfg_check_fail(chk, "node", 0, "no nodes: give node HOST:PORT or key FILE");
     cfg_check_key_file(chk, "key", c->key);

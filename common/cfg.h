@@ -97,9 +97,12 @@ bool cfg_check_ip(struct cfg_check *chk, const char *key, const char *v);
 /* A cluster key file as key_ring_load() takes it: regular, 32..4096
  * bytes, mode 0600 or stricter, readable by this user. */
 bool cfg_check_key_file(struct cfg_check *chk, const char *key, const char *path);
-/* A log file: "-" (stderr), or a file that can be opened for append
- * (checked with access(2), nothing is created). */
+/* A log file: "-" (stderr), or a file that can be opened for append, a
+ * device or a FIFO included (checked with access(2), nothing is created). */
 bool cfg_check_log_file(struct cfg_check *chk, const char *key, const char *path);
+/* A file written whole and renamed into place (PATH.tmp, then rename): its
+ * directory must be writable; not "-", not a directory. */
+bool cfg_check_replaced_file(struct cfg_check *chk, const char *key, const char *path);
 /* A directory that exists and that this user may read. */
 bool cfg_check_dir(struct cfg_check *chk, const char *key, const char *path);
 

@@ -111,11 +111,11 @@ bool cfg_check_log_file(struct cfg_check *chk, const char *key, const char *path
 
     if (cfg_unset(path) || !strcmp(path, "-"))
         return true;
-    if (stat(path, &st) == 0) {
-        if (S_ISREG(st.st_mode) && access(path, W_OK) == 0)
+    if (stat(path, &st) == 0) { /* a file, or /dev/null, a FIFO...: log_open takes them */
+        if (!S_ISDIR(st.st_mode) && access(path, W_OK) == 0)
             return true;
         cfg_check_fail(chk, key, 0, "%s: %s", path,
-                       S_ISREG(st.st_mode) ? strerror(errno) : "not a regular file");
+                       S_ISDIR(st.st_mode) ? strerror(EISDIR) : strerror(errno));
         return false;
     }
     e = errno;
@@ -123,6 +123,28 @@ bool cfg_check_log_file(struct cfg_check *chk, const char *key, const char *path
     if (e == ENOENT && access(dirname(dir), W_OK | X_OK) == 0)
         return true;
     cfg_check_fail(chk, key, 0, "%s: %s", path, strerror(e == ENOENT ? errno : e));
+    return false;
+}
+
+bool cfg_check_replaced_file(struct cfg_check *chk, const char *key, const char *path)
+{
+    char dir[4096];
+    struct stat st;
+
+    if (cfg_unset(path))
+        return true;
+    if (!strcmp(path, "-")) {
+        cfg_check_fail(chk, key, 0, "'-' is not a file here: give a path");
+        return false;
+    }
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        cfg_check_fail(chk, key, 0, "%s: %s", path, strerror(EISDIR));
+        return false;
+    }
+    snprintf(dir, sizeof(dir), "%s", path);
+    if (access(dirname(dir), W_OK | X_OK) == 0)
+        return true;
+    cfg_check_fail(chk, key, 0, "%s: its directory: %s", path, strerror(errno));
     return false;
 }
 

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <ini.h>
 
@@ -56,6 +57,14 @@ static char *cfg_ini_reader(char *str, int num, void *stream)
     n = strlen(str);
     cf->handled = false;
     cf->expect = cfg_ini_expects(str, cf->c->line);
+    if (cf->expect && (str[0] == ' ' || str[0] == '\t')) {
+        /* libinih would append it to the previous key's value */
+        cfg_error(cf->c, "%s:%u: an indented line: settings start at the beginning of a line",
+                  cf->c->path, cf->c->line);
+        cf->handled = true;
+        str[0] = '\0';
+        return str;
+    }
     if (n && str[n - 1] != '\n' && !feof(cf->f)) {
         while ((ch = fgetc(cf->f)) != EOF && ch != '\n')
             ;
@@ -94,14 +103,26 @@ int cfg_load_file(struct cfg_ctx *c, const char *path)
 {
     struct cfg_file cf = {.c = c};
     unsigned before = c->errors;
+    struct stat st;
     int r;
 
     c->path = path;
     cf.f = fopen(path, "r");
     if (!cf.f)
         return cfg_error(c, "%s: %s", path, strerror(errno));
+    if (fstat(fileno(cf.f), &st) == 0 && S_ISDIR(st.st_mode)) { /* fopen takes one */
+        fclose(cf.f);
+        return cfg_error(c, "%s: %s", path, strerror(EISDIR));
+    }
     r = ini_parse_stream(cfg_ini_reader, &cf, cfg_ini_handler, &cf);
     cfg_ini_settle(&cf);
+    if (ferror(cf.f)) { /* libinih takes a failed read for the end of the file */
+        int e = errno;
+
+        fclose(cf.f);
+        c->line = 0;
+        return cfg_error(c, "%s: read error: %s", path, strerror(e));
+    }
     fclose(cf.f);
     c->line = 0;
     if (r < 0)

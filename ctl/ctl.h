@@ -67,8 +67,10 @@ struct ctl_resp {
 
 /* One request to admin (HOST:PORT) with Connection: close. token and body
  * may be NULL. Returns 0 with *r filled (any status), or -errno with err
- * filled when there is no connection or no complete answer (CTL_CONNECT);
- * -EPROTO when the answer is not HTTP (CTL_SERVER). */
+ * filled: -E2BIG when the request is too long (CTL_USAGE); -EPROTO when the
+ * answer is not HTTP and -EFBIG when it is over CTL_BODY_MAX (CTL_SERVER);
+ * anything else when there is no connection or no complete answer
+ * (CTL_CONNECT), -ECONNRESET for a close before or within the answer. */
 int ctl_http(const char *admin, const char *method, const char *path, const char *token,
              const char *body, struct ctl_resp *r, char *err, size_t errlen);
 

@@ -203,10 +203,22 @@ int ctl_read_token(const char *path, char *buf, size_t cap, char *err, size_t er
         snprintf(err, errlen, "token file %s: %s", path, strerror(errno));
         return r;
     }
-    n = read(fd, buf, cap - 1);
-    r = n == -1 ? -errno : 0;
+    n = 0; /* a pipe may give it in pieces */
+    r = 0;
+    while ((size_t)n < cap - 1) {
+        ssize_t k = read(fd, buf + n, cap - 1 - (size_t)n);
+
+        if (k == -1 && errno == EINTR)
+            continue;
+        if (k == -1)
+            r = -errno;
+        if (k <= 0)
+            break;
+        n += k;
+    }
     close(fd);
-    if (n == -1) {
+    if (r) {
+        explicit_bzero(buf, cap);
         snprintf(err, errlen, "token file %s: %s", path, strerror(-r));
         return r;
     }

@@ -171,11 +171,16 @@ static int ctl_parse_resp(const char *raw, size_t n, struct ctl_resp *r)
     struct ctl_parse p = {0};
     http_parser hp;
 
+    if (n == 0)
+        return -ECONNRESET; /* closed without a byte: no answer */
     http_parser_init(&hp, HTTP_RESPONSE);
     hp.data = &p;
     http_parser_execute(&hp, &st, raw, n);
-    if (!p.done)
+    if (!p.done && HTTP_PARSER_ERRNO(&hp) == HPE_OK) {
         http_parser_execute(&hp, &st, raw, 0); /* EOF ends a body without a length */
+        if (HTTP_PARSER_ERRNO(&hp) == HPE_INVALID_EOF_STATE)
+            return -ECONNRESET; /* closed in the middle of the answer */
+    }
     if (HTTP_PARSER_ERRNO(&hp) != HPE_OK || !p.done || p.split)
         return -EPROTO;
     r->status = (int)hp.status_code;
@@ -207,19 +212,27 @@ int ctl_http(const char *admin, const char *method, const char *path, const char
     }
     memcpy(req + n, body ? body : "", blen);
     fd = ctl_connect(admin, deadline, err, errlen);
-    if (fd < 0)
+    if (fd < 0) {
+        explicit_bzero(req, sizeof(req));
         return fd;
+    }
     e = ctl_send_all(fd, req, (size_t)n + blen, deadline);
     if (e == 0)
         e = ctl_recv_all(fd, &raw, &rawlen, deadline);
     close(fd);
-    if (e) {
+    explicit_bzero(req, sizeof(req)); /* the token */
+    if (e == -EFBIG)
+        snprintf(err, errlen, "%s: the answer is over %u MiB", admin, CTL_BODY_MAX >> 20);
+    else if (e)
         snprintf(err, errlen, "%s: no answer: %s", admin, strerror(-e));
+    if (e)
         return e;
-    }
     e = ctl_parse_resp(raw, rawlen, r);
     free(raw);
-    if (e)
+    if (e == -ECONNRESET)
+        snprintf(err, errlen, "%s: no complete answer: the connection closed after %zu bytes",
+                 admin, rawlen);
+    else if (e)
         snprintf(err, errlen, "%s: the answer is not HTTP", admin);
     return e;
 }

@@ -64,7 +64,9 @@ int main(int argc, char **argv)
     memset(token, 0, sizeof(token));
     if (rc) {
         fprintf(stderr, "fulcrumctl: %s\n", err);
-        return rc == -EPROTO ? CTL_SERVER : rc == -EINVAL ? CTL_USAGE : CTL_CONNECT;
+        return rc == -EPROTO || rc == -EFBIG   ? CTL_SERVER
+               : rc == -EINVAL || rc == -E2BIG ? CTL_USAGE
+                                               : CTL_CONNECT;
     }
     rc = ctl_show(&a, &r);
     free(r.body);

@@ -83,7 +83,7 @@ static void monitor_check_hook(const void *obj, struct cfg_check *chk)
     if (c->weight.floor > c->weight.cap)
         cfg_check_fail(chk, "weight-floor", 0, "is above weight-cap (%g)", c->weight.cap);
     cfg_check_log_file(chk, "log-file", c->log_file);
-    cfg_check_log_file(chk, "status-file", c->status_file);
+    cfg_check_replaced_file(chk, "status-file", c->status_file);
 }
 
 static const struct cfg_prog monitor_prog = {

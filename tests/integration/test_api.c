@@ -8,11 +8,15 @@
  * bad one counted); the refusal to bind beyond loopback without a token;
  * fulcrumctl's exit codes. */
 #include <criterion/criterion.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -387,6 +391,38 @@ Test(api, admin_beyond_loopback_needs_a_token_or_insecure, .timeout = 60)
     unlink(path);
 }
 
+/* A server that answers every connection with the head of a 100-byte
+ * answer and 10 bytes of it, then closes. Returns its port; *pid the child. */
+static unsigned cut_short_server(pid_t *pid)
+{
+    static const char part[] = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"nodes\":";
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    cr_assert_neq(fd, -1);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    cr_assert_eq(listen(fd, 16), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+    *pid = fork();
+    cr_assert_neq(*pid, -1);
+    if (*pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        for (;;) {
+            char req[4096];
+            int c = accept(fd, NULL, NULL);
+
+            if (c < 0)
+                continue;
+            (void)!read(c, req, sizeof(req));
+            (void)!write(c, part, sizeof(part) - 1);
+            close(c);
+        }
+    }
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
 Test(api, fulcrumctl_exit_codes, .timeout = 60)
 {
     struct backend be[2];
@@ -398,9 +434,16 @@ Test(api, fulcrumctl_exit_codes, .timeout = 60)
     cr_assert_eq(ctl(b.admin, NULL, NULL, (const char *const[]){"node", "no-such-node", NULL}), 1);
     cr_assert_eq(ctl(b.admin, NULL, NULL, (const char *const[]){"weight", "x", "300", NULL}), 2);
     cr_assert_eq(ctl(b.admin, NULL, NULL, (const char *const[]){"frobnicate", NULL}), 2);
-    dead = h_tcp_sink(&sink); /* a port, then nobody on it */
+    dead = h_tcp_sink(&sink); /* accepts and closes: no answer at all */
+    cr_assert_eq(ctl(dead, NULL, NULL, (const char *const[]){"nodes", NULL}), 3,
+                 "a close without an answer is 'no answer' (3), not a bad answer (1)");
     kill(sink, SIGKILL);
     waitpid(sink, NULL, 0);
     cr_assert_eq(ctl(dead, NULL, NULL, (const char *const[]){"nodes", NULL}), 3);
+    dead = cut_short_server(&sink);
+    cr_assert_eq(ctl(dead, NULL, NULL, (const char *const[]){"nodes", NULL}), 3,
+                 "an answer cut short is 'no complete answer' (3)");
+    kill(sink, SIGKILL);
+    waitpid(sink, NULL, 0);
     fr_proc_kill(&b.p);
 }

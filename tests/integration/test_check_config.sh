@@ -77,7 +77,33 @@ for d in agent monitor balancer cache; do
   fi
 done
 
-# 3. Without --check-config a bad file still stops at its first error.
+# 3. What the daemons refuse at start, the check refuses too (each was
+#    "configuration OK" once): the admin port's rules, a node given twice,
+#    an agent's check path with a byte beyond ASCII, a directory or an indented setting
+#    as the config file, the monitor's status file as "-".
+lb=(--listen 127.0.0.1:0 --node 127.0.0.1:9)
+printf 'tok3nt0ken5ecret\n' > "$tmp/loose.token" && chmod 644 "$tmp/loose.token"
+while IFS='|' read -r d text args; do
+  # shellcheck disable=SC2086  # the arguments are words
+  if run "$d" 2 $args --check-config; then has "$tmp/err" "$text" "$d $args: '$text'"; fi
+done <<EOF2
+fulcrum-balancer|beyond loopback|${lb[*]} --admin 0.0.0.0:0
+fulcrum-balancer|admin-token-file: admin token file /nonexistent|${lb[*]} --admin 127.0.0.1:0 --admin-token-file /nonexistent
+fulcrum-balancer|lets group or others in|${lb[*]} --admin 127.0.0.1:0 --admin-token-file $tmp/loose.token
+fulcrum-balancer|node: 127.0.0.1:9: given twice|${lb[*]} --node 127.0.0.1:9
+fulcrum-agent|check-path: '/café'|--name a --service 127.0.0.1:9 --key $tmp/key --check http --check-path /café
+fulcrum-balancer|$tmp: Is a directory|${lb[*]} --config $tmp
+fulcrum-monitor|status-file: '-' is not a file|--key $tmp/key --status-file -
+EOF2
+printf 'log-level = info\n    maxconn = 5\n' > "$tmp/indented.conf"
+if run fulcrum-balancer 2 "${lb[@]}" --config "$tmp/indented.conf" --check-config; then
+  has "$tmp/err" "indented.conf:2: an indented line" "fulcrum-balancer: an indented setting"
+fi
+if run fulcrum-balancer 0 "${lb[@]}" --log-file /dev/null --check-config; then
+  ok "fulcrum-balancer --log-file /dev/null passes the check (log_open takes it)"
+fi
+
+# 4. Without --check-config a bad file still stops at its first error.
 if run fulcrum-agent 2 --config "$tmp/agent.conf"; then
   has "$tmp/err" "agent.conf:3: bogus: unknown key" "fulcrum-agent without --check-config: first error"
 fi

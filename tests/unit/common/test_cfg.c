@@ -155,6 +155,31 @@ Test(cfg, missing_file)
     cfg_done(&prog, &c);
 }
 
+Test(cfg, a_directory_is_no_config_file)
+{
+    struct tcfg c;
+    char dir[] = "/tmp/fulcrum-cfgdir-XXXXXX";
+    char *argv[] = {"t", "--config", dir, NULL};
+
+    cr_assert_not_null(mkdtemp(dir));
+    cr_assert_eq(load(&c, 3, argv), -EINVAL, "a directory was read as an empty file");
+    cr_assert(strstr(err, "Is a directory"), "%s", err);
+    cfg_done(&prog, &c);
+    rmdir(dir);
+}
+
+Test(cfg, an_indented_setting_is_an_error_not_a_continuation)
+{
+    struct tcfg c;
+    char *path = write_file("name = first\n    port = 91\n  # an indented comment is fine\n");
+    char *argv[] = {"t", "--config", path, NULL};
+
+    cr_assert_eq(load(&c, 3, argv), -EINVAL, "name became '%s'", c.name ? c.name : "");
+    cr_assert(strstr(err, ":2: an indented line"), "%s", err);
+    cfg_done(&prog, &c);
+    unlink(path);
+}
+
 Test(cfg, rejects_bad_numbers)
 {
     const char *bad[][2] = {{"--port", "12x"},      {"--port", ""},
