@@ -29,9 +29,11 @@ static int log_open_path(const char *path)
         log_fd = fd;
         return 0;
     }
-    /* Reopen: dup2 swaps the file under the same fd number atomically, so
-     * a thread writing now never sees a closed (or reused) descriptor. */
-    if (dup2(fd, log_fd) == -1) {
+    /* Reopen: dup3 swaps the file under the same fd number atomically, so
+     * a thread writing now never sees a closed (or reused) descriptor. It
+     * stays close-on-exec (dup2 would clear it: a reload's new process
+     * then kept every rotated log open). */
+    if (dup3(fd, log_fd, O_CLOEXEC) == -1) {
         int r = -errno;
 
         close(fd);
