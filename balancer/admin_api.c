@@ -447,11 +447,14 @@ static bool form_value(const char *s, size_t n, const char *key, const char **v,
 
 static int weight_json(const char *s, size_t n, int *out, const char **err)
 {
-    cJSON *j = cJSON_ParseWithLength(s, n);
+    const char *end = NULL;
+    cJSON *j = cJSON_ParseWithLengthOpts(s, n, &end, 0);
     const cJSON *w = cJSON_GetObjectItemCaseSensitive(j, "weight");
     int r = 0;
 
-    if (!cJSON_IsObject(j) || !cJSON_IsNumber(w)) {
+    while (end && end < s + n && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
+        end++;
+    if (!cJSON_IsObject(j) || !cJSON_IsNumber(w) || end != s + n) {
         *err = "body is not {\"weight\":N}";
         r = -EINVAL;
     } else if (!isfinite(w->valuedouble) || w->valuedouble != floor(w->valuedouble)) {

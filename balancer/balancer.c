@@ -229,7 +229,10 @@ static void lb_sig_usr2(struct ev_loop *loop, ev_signal *w, int revents)
         return;
     }
     log_info("signal %d: reloading: starting a new process", w->signum);
-    lb_notify("RELOADING=1\nSTATUS=reloading");
+    /* MONOTONIC_USEC: when the reload began (sd_notify(3) asks for it with
+     * RELOADING=1) */
+    lb_notify("RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading",
+              (unsigned long long)clock_mono_us());
     if (lb_reload_start(&lm->reload, lm->fds, lm->nfds, err, sizeof(err))) {
         log_err("reload failed: %s; this process keeps serving", err);
         lb_notify("READY=1\nSTATUS=reload failed: %s", err);

@@ -99,11 +99,25 @@ static void lb_reload_child_cb(struct ev_loop *loop, ev_child *w, int revents)
 
     ev_child_stop(loop, w);
     ev_timer_stop(loop, &r->timer);
+    /* Its exit can be seen before its last message: read what it said
+     * (its "E<why>") before the socket goes. */
+    while (r->fd >= 0) {
+        char msg[LB_RELOAD_WHY];
+        ssize_t n = recv(r->fd, msg, sizeof(msg) - 1, MSG_DONTWAIT);
+
+        if (n <= 0)
+            break;
+        msg[n] = '\0';
+        if (msg[0] == 'E')
+            lb_reload_fail(r, msg + 1);
+    }
     lb_reload_close_ctl(r);
     if (r->state == LB_RELOAD_HANDED) {
-        log_warn("reload: new process %d exited (status %d, signal %d) while this one drains",
-                 (int)r->pid, WIFEXITED(st) ? WEXITSTATUS(st) : -1,
-                 WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+        /* status 0: it stopped, or handed over to a newer one in turn */
+        log_at(WIFEXITED(st) && WEXITSTATUS(st) == 0 ? LOG_LVL_INFO : LOG_LVL_WARN,
+               "reload: new process %d exited (status %d, signal %d) while this one drains",
+               (int)r->pid, WIFEXITED(st) ? WEXITSTATUS(st) : -1,
+               WIFSIGNALED(st) ? WTERMSIG(st) : 0);
         return;
     }
     if (WIFEXITED(st))

@@ -356,7 +356,7 @@ static struct rl_proc *reload(pid_t old, size_t *note_at)
     struct rl_proc *o = rl_proc(old), *n;
 
     cr_assert_eq(kill(old, SIGUSR2), 0);
-    expect_note(note_at, old, "RELOADING=1", NULL);
+    expect_note(note_at, old, "RELOADING=1", "MONOTONIC_USEC=");
     while (!o->handed_to && rl_until(&o->exited) == false)
         ;
     cr_assert_neq(o->handed_to, 0, "process %d handed over to nobody", (int)old);

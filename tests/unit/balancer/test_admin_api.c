@@ -37,6 +37,8 @@ Test(admin_api, weight_from_query_body_form_and_json)
     cr_assert_eq(w, 12);
     cr_assert_eq(weight(NULL, "{\"weight\": 42}", &w), 0);
     cr_assert_eq(w, 42);
+    cr_assert_eq(weight(NULL, "{\"weight\": 43}\r\n", &w), 0, "whitespace after it is fine");
+    cr_assert_eq(w, 43);
     cr_assert_eq(weight("weight=5", "9", &w), 0, "the query wins");
     cr_assert_eq(w, 5);
 }
@@ -54,6 +56,8 @@ Test(admin_api, weight_rejects_what_is_not_0_to_256)
     cr_assert_eq(weight(NULL, "{\"weight\":300}", &w), -ERANGE);
     cr_assert_eq(weight(NULL, "{\"weight\":\"3\"}", &w), -EINVAL);
     cr_assert_eq(weight(NULL, "{\"weight\":3", &w), -EINVAL);
+    cr_assert_eq(weight(NULL, "{\"weight\":5}garbage", &w), -EINVAL, "junk after the object");
+    cr_assert_eq(weight(NULL, "{\"weight\":5}{}", &w), -EINVAL, "two objects");
     cr_assert_eq(weight("weight=", NULL, &w), -EINVAL);
     cr_assert_eq(weight(NULL, "", &w), -EINVAL);
     cr_assert_eq(weight(NULL, NULL, &w), -EINVAL);
