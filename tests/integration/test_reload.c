@@ -428,9 +428,13 @@ Test(reload, under_load_twice_then_broken_config)
     accepted = fr_lb_num(&c.lb, NULL, "accepted");
     cr_assert_gt(accepted, 0, "the newest process %d served nothing", (int)p2->pid);
 
-    /* Broken files: a key the table does not know, a policy lb_run refuses. */
+    /* Broken files: a key the table does not know, a policy lb_run refuses,
+     * an admin token file that is not there (the new process once served
+     * on without an admin port). */
     expect_reload_refused(p2, &at, "bogus-key = 1\n", "bogus-key");
     expect_reload_refused(p2, &at, "policy = nosuch\n", "nosuch");
+    expect_reload_refused(p2, &at, "admin-token-file = /nonexistent/admin.token\n",
+                          "admin token file /nonexistent/admin.token");
 
     fr_load_stop(&load);
     ka_stop();
