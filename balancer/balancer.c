@@ -14,6 +14,7 @@
 #include "lb.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -395,14 +396,33 @@ static int lb_setup_listeners(struct lb_main *lm, int *fds, char *listen_desc, s
 
         if (r)
             return r;
-        for (unsigned w = 0; w < lm->nworkers; w++) {
+        for (unsigned w = 0, inherited = 0, shared = 0; w < lm->nworkers; w++) {
             /* A reload adopts the old process's sockets, and their queues. */
             int fd = lb_inherit_take(&lm->inh, &sa);
 
+            inherited += fd >= 0;
+
+            /* More workers than the old process had: the extra ones share an
+             * inherited socket. A socket of their own would take its share
+             * of new clients at once (SO_REUSEPORT) but accept only on the
+             * old process's go: if this process then failed, its queue
+             * would be reset. A restart gives each worker its own. */
+            if (fd < 0 && inherited > 0 && lb_inherit_active(&lm->inh)) {
+                fd = fcntl(fds[(w % inherited) * nl + l], F_DUPFD_CLOEXEC, 0);
+                if (fd < 0) {
+                    snprintf(err, errlen, "listen %s: %s", c->listen.v[l], strerror(errno));
+                    return -errno;
+                }
+                shared++;
+            }
             if (fd < 0 && (fd = net_tcp_listen(&sa, true, LB_BACKLOG, err, errlen)) < 0)
                 return fd;
             fds[w * nl + l] = fd;
             sa.sin_port = htons((uint16_t)net_local_port(fd)); /* port 0: the same for all */
+            if (shared && w + 1 == lm->nworkers)
+                log_info("reload: %s: %u workers share %u inherited sockets (a restart gives each "
+                         "its own)",
+                         c->listen.v[l], lm->nworkers, inherited);
         }
         off += (size_t)snprintf(listen_desc + off, off < dlen ? dlen - off : 0, "%s%s",
                                 l ? "," : "", net_ntop(&sa, a));

@@ -36,7 +36,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "backend.h"
 #include "fault_rig.h"
+#include "harness.h"
 
 #define THREADS    4
 #define PACE_US    4000
@@ -460,4 +462,57 @@ Test(reload, under_load_twice_then_broken_config)
     cr_assert(rl_until(&p2->exited), "the last process did not stop");
     cr_assert(WIFEXITED(p2->status) && WEXITSTATUS(p2->status) == 0);
     finish();
+}
+
+/* A reload that raises --workers and whose new process never gets ready
+ * (no node known: killed after reload-timeout). The clients that came in
+ * the meantime are the old process's: none is reset. The new process used
+ * to bind a socket of its own for each extra worker; with SO_REUSEPORT the
+ * kernel queued new clients there at once, and they were reset when that
+ * process was killed: 34 of 40 clients connecting at once; of these 40
+ * one after the other, the first to land there (it waits for the kill). */
+Test(reload, more_workers_and_a_failed_reload_reset_no_client, .timeout = 60)
+{
+    char cf[128], *argv[] = {FULCRUM_BINARY_DIR "/balancer/fulcrum-balancer", "--config", cf, NULL};
+    const char *kd = h_make_keys(), *line;
+    struct h_proc p;
+    unsigned port = 0, resets = 0, served = 0;
+    FILE *f;
+
+    snprintf(cf, sizeof(cf), "%s/workers.conf", kd);
+    for (int workers = 1; workers <= 4; workers += 3) {
+        cr_assert_not_null(f = fopen(cf, "w"));
+        fprintf(f,
+                "listen = 127.0.0.1:0\nkey = %s/key\ngroup = 239.255.77.77:%u\ninterval = 1\n"
+                "workers = %d\nreload-timeout = 1\ngrace = 1\n",
+                kd, h_free_udp_port(), workers);
+        cr_assert_eq(fclose(f), 0);
+        if (workers == 1) {
+            h_spawn(&p, argv);
+            line = h_wait_for(&p, 2, "ready listen=127.0.0.1:", FR_WAIT_MS);
+            cr_assert_not_null(line, "the balancer did not start");
+            port = (unsigned)strtoul(strstr(line, "listen=127.0.0.1:") + 17, NULL, 10);
+        }
+    }
+    cr_assert_eq(kill(p.pid, SIGUSR2), 0);
+    cr_assert_not_null(h_wait_for(&p, 2, "reload: took over", FR_WAIT_MS),
+                       "the new process did not take the listeners");
+    for (int i = 0; i < 40; i++) { /* the old one, without a node, closes each */
+        int fd = be_connect_for(port, 6);
+        char b[16];
+        ssize_t n;
+
+        cr_assert_geq(fd, 0, "connect: %s", strerror(-fd));
+        n = recv(fd, b, sizeof(b), 0);
+        if (n == -1 && errno == ECONNRESET)
+            resets++;
+        else if (n == 0)
+            served++;
+        close(fd);
+    }
+    cr_assert_not_null(h_wait_for(&p, 2, "reload failed", FR_WAIT_MS), "the reload did not fail");
+    cr_assert_eq(resets, 0, "%u of 40 clients were reset (%u closed cleanly)", resets, served);
+    cr_assert_eq(served, 40);
+    h_signal(&p, SIGTERM);
+    cr_assert_neq(h_reap(&p, FR_WAIT_MS), -1);
 }
