@@ -27,6 +27,7 @@
 
 #include "admin.h"
 #include "admin_auth.h"
+#include "carry.h"
 #include "clock.h"
 #include "history.h"
 #include "key.h"
@@ -65,11 +66,12 @@ struct lb_main {
     size_t nfds;
     struct lb_reload reload;
     struct lb_inherit inh;
-    bool serving;      /* lb_serve() ran: the workers accept, or may */
-    bool can_serve;    /* a reload's new process knows a node */
-    bool told_by_old;  /* the old process told systemd (MAINPID, READY) */
-    bool handed_over;  /* old side: a new process took over */
-    bool term_drained; /* old side: the first TERM after the handover was taken */
+    struct lb_carry *carry; /* new side: drains and overrides not yet applied */
+    bool serving;           /* lb_serve() ran: the workers accept, or may */
+    bool can_serve;         /* a reload's new process knows a node */
+    bool told_by_old;       /* the old process told systemd (MAINPID, READY) */
+    bool handed_over;       /* old side: a new process took over */
+    bool term_drained;      /* old side: the first TERM after the handover was taken */
     char listen_desc[512];
     int status;
 };
@@ -96,6 +98,7 @@ static void lb_sync(struct lb_main *lm, struct mon *m, uint64_t round, bool clos
     unsigned in, total;
 
     lb_nodes_sync(lm->sh.nodes, lm->rows, n, clock_mono_ms());
+    lb_carry_apply(lm->carry, lm->sh.nodes, m, clock_mono_ms()); /* before any pick */
     in = lb_in_rotation(lm, &total);
     if (in != lm->last_in || total != lm->last_total)
         log_info("%s %llu: %u of %u nodes in rotation", closed ? "round" : "during round",
@@ -220,6 +223,7 @@ static void lb_sig_usr2(struct ev_loop *loop, ev_signal *w, int revents)
 {
     struct lb_main *lm = w->data;
     char err[256];
+    size_t carried;
 
     if (ev_is_active(&lm->stopping) || lb_inherit_active(&lm->inh) ||
         lm->reload.state != LB_RELOAD_IDLE) {
@@ -235,14 +239,16 @@ static void lb_sig_usr2(struct ev_loop *loop, ev_signal *w, int revents)
      * RELOADING=1) */
     lb_notify("RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading",
               (unsigned long long)clock_mono_us());
+    carried = lb_carry_export(lm->sh.nodes);
     if (lb_reload_start(&lm->reload, lm->fds, lm->nfds, err, sizeof(err))) {
         log_err("reload failed: %s; this process keeps serving", err);
         lb_notify("READY=1\nSTATUS=reload failed: %s", err);
         return;
     }
-    log_info("reload: new process %d started with %zu listeners; this one serves until it is "
+    log_info("reload: new process %d started with %zu listeners%s; this one serves until it is "
              "ready",
-             (int)lm->reload.pid, lm->nfds);
+             (int)lm->reload.pid, lm->nfds,
+             carried ? " and the admin drains and weight overrides" : "");
 }
 
 static void lb_sig_usr1(struct ev_loop *loop, ev_signal *w, int revents)
@@ -609,6 +615,7 @@ static void lb_teardown(struct lb_main *lm)
     free(lm->rows);
     key_ring_done(&lm->kr);
     lb_nodes_free(lm->sh.nodes);
+    lb_carry_free(lm->carry);
     lb_reload_done(&lm->reload);
     lb_inherit_done(&lm->inh, lm->loop);
 }
@@ -630,6 +637,7 @@ int lb_run(const struct lb_cfg *cfg)
         fds[i] = -1;
     lm.fds = fds;
     lm.nfds = nfds;
+    lm.carry = lb_carry_import(); /* what a reload's old process was told */
     lb_reload_init(&lm.reload, lm.loop, cfg->argv, cfg->reload_timeout, lb_on_reload_ready,
                    lb_on_reload_failed, &lm);
     if (lb_inherit_init(&lm.inh, err, sizeof(err)) || lb_setup_shared(&lm, err, sizeof(err)) ||
@@ -645,6 +653,7 @@ int lb_run(const struct lb_cfg *cfg)
         lm.status = 2;
         goto out;
     }
+    lb_carry_apply(lm.carry, lm.sh.nodes, lm.mon, clock_mono_ms()); /* static nodes */
     lb_start_signals(&lm);
     if (lm.mon)
         mon_start(lm.mon);

@@ -21,6 +21,7 @@
  * the old ones exit.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -50,7 +51,38 @@
 #define PROCS_MAX  8
 #define NOTES_MAX  64
 
-TestSuite(reload, .timeout = 240);
+/* The new balancers are the old ones' children, re-parented to the test (a
+ * subreaper) when those exit: a test that fails half-way must not leave
+ * them running after it. Criterion runs this after each test, failed or
+ * not. */
+static void kill_children(void)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+
+    while (d && (e = readdir(d)) != NULL) {
+        char path[300], buf[512], *close_paren;
+        FILE *f;
+        int ppid = 0;
+        pid_t pid = (pid_t)atoi(e->d_name);
+
+        if (pid <= 0)
+            continue;
+        snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+        if (!(f = fopen(path, "r")))
+            continue;
+        if (fgets(buf, sizeof(buf), f) && (close_paren = strrchr(buf, ')')) &&
+            sscanf(close_paren + 1, " %*c %d", &ppid) == 1 && ppid == getpid()) {
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+        }
+        fclose(f);
+    }
+    if (d)
+        closedir(d);
+}
+
+TestSuite(reload, .timeout = 240, .fini = kill_children);
 
 static struct fr_cluster c;
 static struct fr_load load;
@@ -516,3 +548,57 @@ Test(reload, more_workers_and_a_failed_reload_reset_no_client, .timeout = 60)
     h_signal(&p, SIGTERM);
     cr_assert_neq(h_reap(&p, FR_WAIT_MS), -1);
 }
+
+/* The admin port's value in a "ready listen=... admin=127.0.0.1:PORT" line. */
+static unsigned admin_port_of(const char *line)
+{
+    const char *a = line ? strstr(line, " admin=127.0.0.1:") : NULL;
+
+    cr_assert_not_null(a, "no admin address in: %s", line ? line : "(no line)");
+    return (unsigned)strtoul(a + 17, NULL, 10);
+}
+
+/* A drain and a weight override taken by the old process are the new
+ * one's too: a reload used to put a node drained for maintenance back
+ * into rotation without a word. */
+Test(reload, drains_and_overrides_survive_a_reload, .timeout = 60)
+{
+    char *argv[] = {FULCRUM_BINARY_DIR "/balancer/fulcrum-balancer",
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--admin",
+                    "127.0.0.1:0",
+                    "--node",
+                    "127.0.0.1:9",
+                    "--node",
+                    "127.0.0.1:10",
+                    "--node",
+                    "127.0.0.1:11",
+                    NULL};
+    char buf[8192];
+    const char *line;
+    struct h_proc p;
+    unsigned admin;
+
+    cr_assert_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0); /* the new process: kill_children */
+    h_spawn(&p, argv);
+    admin = admin_port_of(h_wait_for(&p, 2, "ready listen=", FR_WAIT_MS));
+    cr_assert_eq(be_http(admin, "POST", "/api/nodes/127.0.0.1:9/drain", buf, sizeof(buf)), 200);
+    cr_assert_eq(
+        be_http(admin, "POST", "/api/nodes/127.0.0.1:10/weight?weight=7", buf, sizeof(buf)), 200,
+        "%s", buf);
+    cr_assert_eq(kill(p.pid, SIGUSR2), 0);
+    cr_assert_not_null(h_wait_for(&p, 2, "and the admin drains and weight overrides", FR_WAIT_MS));
+    line = h_wait_for(&p, 2, "ready listen=", FR_WAIT_MS); /* the new process's */
+    admin = admin_port_of(line);
+    cr_assert_eq(be_http(admin, "GET", "/api/nodes/127.0.0.1:9", buf, sizeof(buf)), 200);
+    cr_assert(strstr(buf, "\"drain\":true"), "the drain was lost: %s", buf);
+    cr_assert_eq(be_http(admin, "GET", "/api/nodes/127.0.0.1:10", buf, sizeof(buf)), 200);
+    cr_assert(strstr(buf, "\"override\":7"), "the override was lost: %s", buf);
+    cr_assert(strstr(buf, "\"drain\":false"), "%s", buf);
+    cr_assert_eq(be_http(admin, "GET", "/api/nodes/127.0.0.1:11", buf, sizeof(buf)), 200);
+    cr_assert(strstr(buf, "\"override\":null") && strstr(buf, "\"drain\":false"),
+              "an untouched node changed: %s", buf);
+    h_signal(&p, SIGTERM); /* the first process: it has handed over */
+    h_reap(&p, FR_WAIT_MS);
+} /* the second one goes in kill_children */
