@@ -13,6 +13,9 @@
 #   - a second run changes nothing (changed=0) and restarts nothing
 #   - a changed cache setting run on one host (--limit) restarts that
 #     cache node and nothing else
+#   - a changed balancer setting reloads the balancer (SIGUSR2 through
+#     fulcrum-service reload): a new process named in the pid file, the
+#     handover in its log, nothing else restarted
 #   - the cluster key never appears in ansible's output
 #   - the systemd units render and pass systemd-analyze verify
 #   - ansible-lint (production profile) and yamllint are clean
@@ -306,6 +309,23 @@ grep -q '^default-ttl = 61$' "$T/cache-a/etc/fulcrum/cache.conf" || fail "config
 restarted=$(diff <(echo "$before") <(pids) | sed -n 's/^> \([^ ]*\) .*/\1/p' || true)
 [ "$restarted" = "$T/cache-a/run/fulcrum/fulcrum-cache.pid" ] ||
     fail "restarted: $restarted (only cache-a's cache should have been)"
+wait_cluster
+
+step "a changed balancer setting (--limit lb-1): the balancer reloads, nothing restarts"
+lb_before=$(pid_of lb-1 balancer)
+before=$(pids)
+play -e fulcrum_balancer_grace=11 --limit lb-1
+grep -q '^grace = 11$' "$T/lb-1/etc/fulcrum/balancer.conf" || fail "balancer.conf not rewritten"
+lb_after=$(pid_of lb-1 balancer)
+[ "$lb_after" != "$lb_before" ] || fail "the pid file still names the old balancer $lb_before"
+kill -0 "$lb_after" 2>/dev/null || fail "the pid file names $lb_after, which is not running"
+grep -q "reload: new process $lb_after is ready" "$T/lb-1/var/log/fulcrum/fulcrum-balancer.log" ||
+    fail "no handover to $lb_after in the balancer's log"
+changed=$(diff <(echo "$before") <(pids) | sed -n 's/^> \([^ ]*\) .*/\1/p' || true)
+[ "$changed" = "$T/lb-1/run/fulcrum/fulcrum-balancer.pid" ] ||
+    fail "pid files changed: $changed (only the balancer's should have)"
+"$T/lb-1/usr/local/sbin/fulcrum-service" status balancer | grep -q "running (pid $lb_after)" ||
+    fail "fulcrum-service status does not follow the reload"
 wait_cluster
 
 step "the key stays out of ansible's output"
