@@ -299,9 +299,12 @@ static int cfg_load_argv(struct cfg_ctx *c, int argc, char **argv)
 static int cfg_scan_special(const struct cfg_prog *p, int argc, char **argv, const char **config,
                             bool *check)
 {
+    for (int i = 1; i < argc; i++)
+        *check = *check || !strcmp(argv[i], "--check-config");
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--check-config"))
-            *check = true;
+        if (*check &&
+            (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h") || !strcmp(argv[i], "--version")))
+            return -ENOTSUP; /* "OK" would say a check ran */
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             cfg_usage(p, stdout);
             return 1;
@@ -346,7 +349,10 @@ int cfg_load(const struct cfg_prog *p, void *obj, int argc, char **argv, char *e
     cfg_defaults(&c);
     r = cfg_scan_special(p, argc, argv, &config, &c.check);
     if (r < 0)
-        snprintf(err, errlen, "--config needs a file name");
+        snprintf(err, errlen, "%s",
+                 r == -ENOTSUP ? "--check-config checks a configuration: drop --help and --version"
+                               : "--config needs a file name");
+    r = r == -ENOTSUP ? -EINVAL : r;
     if (r)
         goto out;
     if (config)

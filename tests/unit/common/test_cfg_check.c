@@ -124,6 +124,19 @@ Test(cfg_check, good_config_prints_ok_and_returns_1)
     unlink(key);
 }
 
+Test(cfg_check, help_or_version_with_check_config_is_refused_not_ok)
+{
+    char *with_version[] = {"t", "--check-config", "--version", NULL};
+    char *help_first[] = {"t", "--help", "--check-config", NULL};
+
+    cr_assert_eq(load(3, with_version), -EINVAL, "--version made the check a no-op");
+    cr_assert(strstr(err, "drop --help and --version"), "%s", err);
+    cfg_done(&prog, &cfg);
+    cr_assert_eq(load(3, help_first), -EINVAL, "--help before --check-config skipped it");
+    cfg_done(&prog, &cfg);
+    cr_assert_str_eq(output(cr_get_redirected_stdout()), "", "something said OK, or printed help");
+}
+
 Test(cfg_check, every_file_error_is_listed_with_line_and_key)
 {
     char *path = write_file("name = a\n"
