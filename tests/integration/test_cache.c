@@ -10,6 +10,7 @@
  * in cache_fixture.h.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
@@ -544,14 +545,49 @@ static unsigned free_tcp_port(void)
 }
 
 /* True when something accepts TCP connections on 127.0.0.1:port. */
-static bool tcp_accepting(unsigned port)
+/* Whether process pid holds a TCP socket listening on port. Not "does the
+ * port accept": in a parallel run another test may have bound the port
+ * free_tcp_port() found (a CI run failed on that). */
+static bool pid_listens_on(pid_t pid, unsigned port)
 {
-    int fd = be_connect(port);
+    unsigned long inodes[64];
+    size_t n = 0;
+    char line[512], path[64];
+    FILE *f = fopen("/proc/net/tcp", "r");
+    DIR *d;
+    struct dirent *e;
+    bool found = false;
 
-    if (fd < 0)
-        return false;
-    close(fd);
-    return true;
+    cr_assert_not_null(f);
+    while (fgets(line, sizeof(line), f) && n < 64) {
+        unsigned lport, st;
+        unsigned long inode;
+
+        if (sscanf(line, " %*d: %*x:%x %*x:%*x %x %*x:%*x %*x:%*x %*x %*u %*d %lu", &lport, &st,
+                   &inode) == 3 &&
+            lport == port && st == 0x0A /* TCP_LISTEN */)
+            inodes[n++] = inode;
+    }
+    fclose(f);
+    snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+    d = opendir(path);
+    cr_assert_not_null(d, "%s", path);
+    while (!found && (e = readdir(d)) != NULL) {
+        char link[330], target[64];
+        unsigned long inode;
+        ssize_t k;
+
+        snprintf(link, sizeof(link), "%s/%s", path, e->d_name);
+        k = readlink(link, target, sizeof(target) - 1);
+        if (k <= 0)
+            continue;
+        target[k] = '\0';
+        if (sscanf(target, "socket:[%lu]", &inode) == 1)
+            for (size_t i = 0; i < n && !found; i++)
+                found = inodes[i] == inode;
+    }
+    closedir(d);
+    return found;
 }
 
 /* GETs path on port every 20 ms until X-Cache is want, up to 5 s. The
@@ -631,12 +667,14 @@ Test(cache, replication_sync_before_ready)
     node_spawn(&c, o.port, keys, "nc", port, a.peer_port);
     cr_assert_not_null(h_wait_for(&c.c.p, 2, "syncing before serving", WAIT_MS));
     for (int i = 0; i < 25; i++) {
-        cr_assert(!tcp_accepting(port), "C accepts HTTP before it synced");
+        cr_assert(!pid_listens_on(c.c.p.pid, port), "C listens for HTTP before it synced");
         usleep(20 * 1000);
     }
     h_signal(&a.c.p, SIGCONT);
     node_wait_ready(&c, "nc");
     cr_assert_eq(c.c.port, port);
+    cr_assert(pid_listens_on(c.c.p.pid, port),
+              "C's listener is not seen: the check above is blind");
     /* the ready line came after the sync: the first request is a hit */
     cr_assert_eq(be_http(c.c.port, "GET", "/y", buf, sizeof(buf)), 200);
     cr_assert_str_eq(hdr(buf, "X-Cache"), "HIT from nc");
