@@ -15,7 +15,8 @@
 #     cache node and nothing else
 #   - a changed balancer setting reloads the balancer (SIGUSR2 through
 #     fulcrum-service reload): a new process named in the pid file, the
-#     handover in its log, nothing else restarted
+#     handover in its log, nothing else restarted; the same at log-level
+#     warn, where fulcrum-service waits for the old process's exit
 #   - the cluster key never appears in ansible's output
 #   - the systemd units render and pass systemd-analyze verify
 #   - ansible-lint (production profile) and yamllint are clean
@@ -90,6 +91,9 @@ cleanup() {
         pid=$(cat "$pf")
         [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
     done
+    # and a daemon no pid file names (a reload's new process, when the
+    # reload step failed): whatever runs a binary from under $T
+    pkill -KILL -f "^$T/" 2>/dev/null
     [ -n "$origin_pid" ] && kill "$origin_pid" 2>/dev/null && wait "$origin_pid" 2>/dev/null
     userdel "$user" 2>/dev/null
     groupdel "$user" 2>/dev/null
@@ -326,6 +330,18 @@ changed=$(diff <(echo "$before") <(pids) | sed -n 's/^> \([^ ]*\) .*/\1/p' || tr
     fail "pid files changed: $changed (only the balancer's should have)"
 "$T/lb-1/usr/local/sbin/fulcrum-service" status balancer | grep -q "running (pid $lb_after)" ||
     fail "fulcrum-service status does not follow the reload"
+wait_cluster
+
+step "the same below log-level info: fulcrum-service reload follows the old process's exit"
+lb_before=$(pid_of lb-1 balancer)
+play -e fulcrum_log_level=warn --limit lb-1
+grep -q '^log-level = warn$' "$T/lb-1/etc/fulcrum/balancer.conf" || fail "balancer.conf not rewritten"
+lb_after=$(pid_of lb-1 balancer)
+[ "$lb_after" != "$lb_before" ] || fail "the pid file still names the old balancer $lb_before"
+kill -0 "$lb_after" 2>/dev/null || fail "the pid file names $lb_after, which is not running"
+# gone, or a zombie where PID 1 does not reap what it adopted
+state=$(sed -n 's/^[0-9]* (.*) \([A-Z]\) .*/\1/p' "/proc/$lb_before/stat" 2>/dev/null || true)
+[ -z "$state" ] || [ "$state" = Z ] || fail "the old balancer $lb_before still runs ($state)"
 wait_cluster
 
 step "the key stays out of ansible's output"
