@@ -79,10 +79,21 @@ start_agent() {  # start_agent NAME PORT
   pid[agent-$1]=$!
 }
 
-# HTTP/1.1: the caches keep their origin connections open and reuse them
-# (origin_conns_reused in their counters); 1.0 would close each one.
-python3 -m http.server "$origin_port" --bind 127.0.0.1 --directory "$run/www" -p HTTP/1.1 \
-  >"$run/origin.log" 2>&1 &
+# Python's file server, speaking HTTP/1.1 so that the caches keep their
+# origin connections open and reuse them (origin_conns_reused in their
+# counters), with TCP_NODELAY: it writes the head and the body apart, and
+# Nagle then held each body back for the cache's delayed ACK (40 ms a fetch).
+python3 - "$origin_port" "$run/www" >"$run/origin.log" 2>&1 <<'EOF' &
+import functools, http.server, sys
+
+class Handler(http.server.SimpleHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+
+http.server.ThreadingHTTPServer(
+    ("127.0.0.1", int(sys.argv[1])), functools.partial(Handler, directory=sys.argv[2])
+).serve_forever()
+EOF
 pid[origin]=$!
 echo "==> origin on 127.0.0.1:$origin_port; three fulcrum-cache nodes replicating to each other"
 start_cache a "$port0" "$peer0"
