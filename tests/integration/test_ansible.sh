@@ -17,6 +17,8 @@
 #     fulcrum-service reload): a new process named in the pid file, the
 #     handover in its log, nothing else restarted; the same at log-level
 #     warn, where fulcrum-service waits for the old process's exit
+#   - an agent killed with SIGKILL is "not running" for fulcrum-service,
+#     and start brings it back
 #   - the cluster key never appears in ansible's output
 #   - the systemd units render and pass systemd-analyze verify
 #   - ansible-lint (production profile) and yamllint are clean
@@ -342,6 +344,21 @@ kill -0 "$lb_after" 2>/dev/null || fail "the pid file names $lb_after, which is 
 # gone, or a zombie where PID 1 does not reap what it adopted
 state=$(sed -n 's/^[0-9]* (.*) \([A-Z]\) .*/\1/p' "/proc/$lb_before/stat" 2>/dev/null || true)
 [ -z "$state" ] || [ "$state" = Z ] || fail "the old balancer $lb_before still runs ($state)"
+wait_cluster
+
+step "an agent killed (SIGKILL): fulcrum-service says it is not running, and start brings it back"
+svc_c="$T/cache-c/usr/local/sbin/fulcrum-service"
+agent_before=$(pid_of cache-c agent)
+kill -KILL "$agent_before"
+for _ in $(seq 50); do
+    "$svc_c" status agent >/dev/null 2>&1 || break
+    sleep 0.1
+done
+rc=0
+"$svc_c" status agent >/dev/null 2>&1 || rc=$?
+[ "$rc" = 3 ] || fail "status of a killed agent: exit $rc, want 3 (not running)"
+"$svc_c" start agent | grep -q ': started' || fail "start did not bring the killed agent back"
+[ "$(pid_of cache-c agent)" != "$agent_before" ] || fail "the pid file still names the killed agent"
 wait_cluster
 
 step "the key stays out of ansible's output"
