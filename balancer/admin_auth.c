@@ -101,6 +101,16 @@ int admin_auth_init(struct admin_auth *au, const char *token_file, bool insecure
     return 0;
 }
 
+int admin_auth_validate(const char *token_file, bool insecure, const struct sockaddr_in *addr,
+                        char *err, size_t errlen)
+{
+    struct admin_auth au;
+    int r = admin_auth_init(&au, token_file, insecure, addr, err, errlen);
+
+    admin_auth_done(&au);
+    return r;
+}
+
 void admin_auth_done(struct admin_auth *au)
 {
     sodium_memzero(au->hash, sizeof(au->hash));

@@ -50,6 +50,11 @@ struct admin_auth {
  * non-loopback addr without a token and without insecure. */
 int admin_auth_init(struct admin_auth *au, const char *token_file, bool insecure,
                     const struct sockaddr_in *addr, char *err, size_t errlen);
+
+/* What admin_auth_init() would refuse, with nothing kept (--check-config, and
+ * a reload's new process before it says ready). Returns 0 or its error. */
+int admin_auth_validate(const char *token_file, bool insecure, const struct sockaddr_in *addr,
+                        char *err, size_t errlen);
 /* Wipes the digest. */
 void admin_auth_done(struct admin_auth *au);
 

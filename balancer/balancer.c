@@ -462,17 +462,12 @@ static int lb_setup_admin(struct lb_main *lm, char *err, size_t errlen)
     r = net_parse_hostport(lm->cfg->admin, true, &sa, err, errlen);
     if (r)
         return r;
-    if (lb_inherit_active(&lm->inh)) {
-        /* A reload binds it when the old process lets go (lb_on_go); its
-         * token and address rules are checked now, so that a reload with
-         * a bad token file fails and the old process keeps its admin port,
-         * instead of one serving without it. */
-        struct admin_auth au;
-
-        r = admin_auth_init(&au, ctx.token_file, ctx.insecure, &sa, err, errlen);
-        admin_auth_done(&au);
-        return r;
-    }
+    /* A reload binds it when the old process lets go (lb_on_go); its token
+     * and address rules are checked now, so that a reload with a bad token
+     * file fails and the old process keeps its admin port, instead of one
+     * serving without it. */
+    if (lb_inherit_active(&lm->inh))
+        return admin_auth_validate(ctx.token_file, ctx.insecure, &sa, err, errlen);
     lm->history = ctx.history = lb_history_new(LB_HISTORY_LEN, LB_NODES_MAX);
     lm->admin = lb_admin_new(lm->loop, &sa, &ctx, err, errlen);
     if (!lm->admin)

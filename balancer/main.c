@@ -96,15 +96,13 @@ static void lb_check_nodes_once(struct cfg_check *chk, const struct cfg_list *no
  * or admin-insecure. */
 static void lb_check_admin(struct cfg_check *chk, const struct lb_cfg *c)
 {
-    struct admin_auth au;
     struct sockaddr_in sa;
     char err[512];
 
     if (!*c->admin || net_parse_hostport(c->admin, true, &sa, err, sizeof(err)))
         return; /* no admin port, or cfg_check_hostport said why */
-    if (admin_auth_init(&au, c->admin_token_file, c->admin_insecure, &sa, err, sizeof(err)))
+    if (admin_auth_validate(c->admin_token_file, c->admin_insecure, &sa, err, sizeof(err)))
         cfg_check_fail(chk, *c->admin_token_file ? "admin-token-file" : "admin", 0, "%s", err);
-    admin_auth_done(&au);
 }
 
 /* --check-config: what lb_run() would refuse before it binds. */

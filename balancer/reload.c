@@ -60,11 +60,25 @@ static void lb_reload_kill(struct lb_reload *r, const char *why)
     r->state = LB_RELOAD_FAILING;
 }
 
+/* Reads one message of the new process into msg (NUL-terminated) and
+ * keeps its error ("E<why>"). Returns recv's result. */
+static ssize_t lb_reload_recv(struct lb_reload *r, char *msg, size_t cap)
+{
+    ssize_t n = recv(r->fd, msg, cap - 1, MSG_DONTWAIT);
+
+    if (n > 0) {
+        msg[n] = '\0';
+        if (msg[0] == 'E')
+            lb_reload_fail(r, msg + 1);
+    }
+    return n;
+}
+
 static void lb_reload_ctl_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct lb_reload *r = w->data;
     char msg[LB_RELOAD_WHY];
-    ssize_t n = recv(r->fd, msg, sizeof(msg) - 1, MSG_DONTWAIT);
+    ssize_t n = lb_reload_recv(r, msg, sizeof(msg));
 
     if (n == -1 && (errno == EAGAIN || errno == EINTR))
         return;
@@ -73,10 +87,7 @@ static void lb_reload_ctl_cb(struct ev_loop *loop, ev_io *w, int revents)
         lb_reload_close_ctl(r);
         return;
     }
-    msg[n] = '\0';
-    if (msg[0] == 'E') {
-        lb_reload_fail(r, msg + 1);
-    } else if (msg[0] == 'R' && r->state == LB_RELOAD_STARTING) {
+    if (msg[0] == 'R' && r->state == LB_RELOAD_STARTING) {
         ev_timer_stop(loop, &r->timer);
         r->on_ready(r->arg, r->pid);
     }
@@ -101,15 +112,11 @@ static void lb_reload_child_cb(struct ev_loop *loop, ev_child *w, int revents)
     ev_timer_stop(loop, &r->timer);
     /* Its exit can be seen before its last message: read what it said
      * (its "E<why>") before the socket goes. */
-    while (r->fd >= 0) {
+    if (r->fd >= 0) {
         char msg[LB_RELOAD_WHY];
-        ssize_t n = recv(r->fd, msg, sizeof(msg) - 1, MSG_DONTWAIT);
 
-        if (n <= 0)
-            break;
-        msg[n] = '\0';
-        if (msg[0] == 'E')
-            lb_reload_fail(r, msg + 1);
+        while (lb_reload_recv(r, msg, sizeof(msg)) > 0)
+            ;
     }
     lb_reload_close_ctl(r);
     if (r->state == LB_RELOAD_HANDED) {
