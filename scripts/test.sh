@@ -32,11 +32,11 @@ run() {  # run NAME CMAKE-ARGS...
 }
 
 run ci -DCMAKE_BUILD_TYPE=RelWithDebInfo
-# The same binaries under valgrind memcheck: every unit test, and the
-# integration tests that start every daemon (docs/reliability.md; --all for
-# every integration test).
+# The same binaries under valgrind memcheck: every unit test and every
+# integration test but the shell-driven ones that start namespaces, ansible
+# or packages (docs/reliability.md, "Under valgrind").
 echo "== valgrind build/ci"
-tests/valgrind.sh build/ci -j "$jobs"
+tests/valgrind.sh build/ci --all -j "$jobs"
 run asan -DCMAKE_BUILD_TYPE=Debug -DFULCRUM_SANITIZE=ON
 scripts/fuzz.sh 30   # each libFuzzer target 30 s on its corpus (docs/fuzzing.md)
 echo "== all tests passed (normal and ASan+UBSan builds)"

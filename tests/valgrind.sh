@@ -2,7 +2,8 @@
 # tests/valgrind.sh BUILD_DIR [--all] [-R REGEX] [-j N]
 #   The ctest suite of BUILD_DIR (a build without sanitizers, e.g. build/ci)
 #   under valgrind memcheck: an error, or a leak "definitely lost", fails.
-#   Without --all or -R: the CI subset, VG_UNIT and VG_INTEGRATION below.
+#   --all (what scripts/test.sh runs): every test below. Without --all or
+#   -R: a quick subset, VG_UNIT and VG_INTEGRATION below.
 #
 #   - Unit tests (label "unit" or none): the Criterion binary itself runs
 #     under valgrind with --trace-children=yes (Criterion re-executes itself
@@ -12,7 +13,9 @@
 #     starts run under valgrind through FULCRUM_TEST_WRAPPER, honoured by
 #     tests/integration/harness.c, with its waits stretched
 #     (FULCRUM_TEST_TIMEOUT_SCALE).
-#     Shell-driven tests (test_netns*, test_ansible) are not run.
+#   - Shell-driven tests: test_check_config (VG_SHELL) puts
+#     FULCRUM_TEST_WRAPPER in front of each daemon it runs; the others
+#     (test_netns*, test_ansible, test_docs_flags, packaging) are not run.
 #   VG_EXTRA: more valgrind flags (no spaces inside one flag).
 #
 # Every valgrind log is kept in BUILD_DIR/valgrind/NAME/ (one file per
@@ -27,11 +30,12 @@ shift
 ALL=0
 REGEX=""
 JOBS=$(nproc)
-# What CI runs (docs/reliability.md says why these): unit tests of the code
-# that parses what peers send, and integration tests that start, load and
-# stop (so their leak check runs) every daemon. --all: everything.
+# The quick subset (docs/reliability.md says why these): unit tests of the
+# code that parses what peers send, and integration tests that start, load
+# and stop (so their leak check runs) every daemon. --all: everything.
 VG_UNIT=${VG_UNIT:-'^(test_proto|test_http|test_check|test_cfg|test_repl_frame|test_store)$'}
 VG_INTEGRATION=${VG_INTEGRATION:-'^(test_cache|test_balancer)$'}
+VG_SHELL='^(test_check_config)$' # shell-driven tests that honour FULCRUM_TEST_WRAPPER
 while [ $# -gt 0 ]; do
   case $1 in
     --all) ALL=1 ;;
@@ -88,8 +92,8 @@ run_one() {
 export -f run_one
 export OUT VG
 
-sel=$(awk -F'\t' -v all="$ALL" -v re="$VG_INTEGRATION" -v ure="$VG_UNIT" -v only="$REGEX" '
-  $4 ~ /\.sh$/ || $5 ~ /\.sh$/ || $5 ~ /cmake$/ { next }   # shell-driven tests, fixtures
+sel=$(awk -F'\t' -v all="$ALL" -v re="$VG_INTEGRATION" -v ure="$VG_UNIT" -v shre="$VG_SHELL" -v only="$REGEX" '
+  $1 !~ shre && ($4 ~ /\.sh$/ || $5 ~ /\.sh$/ || $5 ~ /cmake$/) { next } # shell-driven, fixtures
   only != "" { if ($1 ~ only) print; next }                # -R: what it names
   !all && $2 == "integration" && $1 !~ re { next }
   !all && $2 == "unit" && $1 !~ ure { next }

@@ -99,12 +99,18 @@ static void h_stop_wrapped(void)
     }
 }
 
+bool h_under_wrapper(void)
+{
+    const char *w = getenv("FULCRUM_TEST_WRAPPER");
+
+    return w && *w;
+}
+
 static void h_track(pid_t pid)
 {
     static bool registered;
-    const char *w = getenv("FULCRUM_TEST_WRAPPER");
 
-    if (!w || !*w)
+    if (!h_under_wrapper())
         return;
     if (!registered)
         registered = atexit(h_stop_wrapped) == 0;

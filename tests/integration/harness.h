@@ -32,6 +32,11 @@ struct h_proc {
  * FULCRUM_TEST_TIMEOUT_SCALE=N multiplies the waits below by N. */
 void h_spawn(struct h_proc *p, char *const argv[]);
 
+/* True when FULCRUM_TEST_WRAPPER is set: the daemons run under a wrapper
+ * (valgrind), so their timing and their RSS are the wrapper's, and a test
+ * skips what it asserts about those (it still checks every result). */
+bool h_under_wrapper(void);
+
 /* h_spawn with RLIMIT_NOFILE set to nofile in the child (0: inherited, and
  * the same as h_spawn). With a limit, no wrapper is used. */
 void h_spawn_nofile(struct h_proc *p, char *const argv[], unsigned nofile);

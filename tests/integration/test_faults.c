@@ -210,20 +210,23 @@ Test(faults, all_agents_silent)
 
 /* The monitor must know every node within its first round: every agent
  * answers the first probe, sent at start, and a node joins the rotation as
- * soon as its answer arrives. */
+ * soon as its answer arrives. Under valgrind (h_under_wrapper()) the agents answer
+ * later than a 0.25 s round allows: there only every node's return counts. */
 static void expect_first_round_complete(struct fr_lb *b, size_t n)
 {
     char want[64];
     const char *line;
+    bool timed = !h_under_wrapper();
 
     snprintf(want, sizeof(want), ": %zu of %zu nodes in rotation", n, n);
     while ((line = h_wait_for(&b->p, 2, "nodes in rotation", FR_WAIT_MS)) != NULL) {
         if (strstr(line, want))
             break;
-        cr_assert(strstr(line, "round 1: "), "not all nodes known after one round: %s", line);
+        cr_assert(!timed || strstr(line, "round 1: "), "not all nodes known after one round: %s",
+                  line);
     }
     cr_assert_not_null(line, "the new balancer never had every node");
-    cr_assert(strstr(line, "round 1: "), "all nodes known only after round 1: %s", line);
+    cr_assert(!timed || strstr(line, "round 1: "), "all nodes known only after round 1: %s", line);
 }
 
 Test(faults, balancer_sigkill_restart)
@@ -285,7 +288,12 @@ Test(faults, balancer_handover)
     fr_report("balancer_handover", &all, "new_round1_ms=%.0f old_exit_ms=%.0f",
               ms(t_term - t_start), ms(t_gone - t_term));
     cr_assert(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "the old balancer: status %d", st);
-    cr_assert_eq(all.failed, 0, "the handover failed requests: %s", fr_sum_text(&all));
+    /* A client the kernel queued on the old listener after its last accept
+     * is reset when it closes (docs/reliability.md, handover races): a
+     * window of microseconds natively, of milliseconds under valgrind,
+     * where only those resets are let through. */
+    cr_assert_eq(all.failed - (h_under_wrapper() ? all.by[FR_RESET] : 0), 0,
+                 "the handover failed requests: %s", fr_sum_text(&all));
     expect_no_loss(&all);
     h_close(&old.p);
     finish();

@@ -14,6 +14,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <ftw.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -86,18 +87,34 @@ static const char *admin_get(const struct page_rig *r, const char *path)
     return body ? body + 4 : NULL;
 }
 
-/* Waits until history.json holds at least n ticks (the sampler runs). */
+/* The fewest samples any node holds in history.json (-1: not every node of
+ * the rig is there yet). */
+static int history_min_samples(const char *body)
+{
+    cJSON *j = body ? cJSON_Parse(body) : NULL;
+    const cJSON *nodes = cJSON_GetObjectItemCaseSensitive(j, "nodes"), *nd;
+    int min = cJSON_GetArraySize(nodes) == NNODES ? INT_MAX : -1;
+
+    cJSON_ArrayForEach(nd, nodes)
+    {
+        int k = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(nd, "weight"));
+
+        min = min < k ? min : k;
+    }
+    cJSON_Delete(j);
+    return min == INT_MAX ? -1 : min;
+}
+
+/* Waits until every node has at least n samples in history.json (the
+ * sampler runs; a node that joined a tick late has one fewer). */
 static void await_history(const struct page_rig *r, int n)
 {
     for (int tries = 0;; tries++) {
-        const char *body = admin_get(r, "/history.json");
-        cJSON *j = body ? cJSON_Parse(body) : NULL;
-        int ticks = j ? cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "t")) : -1;
+        int k = history_min_samples(admin_get(r, "/history.json"));
 
-        cJSON_Delete(j);
-        if (ticks >= n)
+        if (k >= n)
             return;
-        cr_assert_lt(tries, 200, "history.json never reached %d ticks (%d)", n, ticks);
+        cr_assert_lt(tries, 200, "history.json never had %d samples of every node (%d)", n, k);
         poll(NULL, 0, 100);
     }
 }
