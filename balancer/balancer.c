@@ -98,6 +98,8 @@ static void lb_sync(struct lb_main *lm, struct mon *m, uint64_t round, bool clos
     unsigned in, total;
 
     lb_nodes_sync(lm->sh.nodes, lm->rows, n, clock_mono_ms());
+    if (closed)
+        lb_nodes_round_closed(lm->sh.nodes);
     lb_carry_apply(lm->carry, lm->sh.nodes, m, clock_mono_ms()); /* before any pick */
     in = lb_in_rotation(lm, &total);
     if (in != lm->last_in || total != lm->last_total)

@@ -75,7 +75,7 @@ struct lb_nodes {
     struct lb_retired *retired;
     size_t nretired, retired_cap;
     uint64_t gen;
-    bool synced; /* a monitor round has been applied: new nodes ramp from now on */
+    bool synced; /* a monitor round has ended: new nodes ramp from now on */
     bool dirty;  /* membership changed: publish before returning */
 };
 
@@ -488,6 +488,10 @@ void lb_nodes_sync(struct lb_nodes *ns, const struct mon_node *rows, size_t n, u
         }
     }
     lb_nodes_refresh(ns, now_ms);
+}
+
+void lb_nodes_round_closed(struct lb_nodes *ns)
+{
     ns->synced = true;
 }
 

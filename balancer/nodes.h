@@ -38,6 +38,12 @@ int lb_nodes_add_static(struct lb_nodes *ns, const struct sockaddr_in *addr);
  * membership changed. now_ms: monotonic. */
 void lb_nodes_sync(struct lb_nodes *ns, const struct mon_node *rows, size_t n, uint64_t now_ms);
 
+/* The monitor's round ended (its rows are synced): a node that comes into
+ * rotation from now on is new and ramps up over slowstart. Every node the
+ * first round brought, whenever in that round its answer arrived, has been
+ * serving all along and starts at its weight. */
+void lb_nodes_round_closed(struct lb_nodes *ns);
+
 /* Recomputes every weight (call every second: slow start moves smoothly). */
 void lb_nodes_refresh(struct lb_nodes *ns, uint64_t now_ms);
 

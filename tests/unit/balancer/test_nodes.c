@@ -65,6 +65,13 @@ static struct mon_node row(const char *name, const char *ip, uint16_t port, enum
     return r;
 }
 
+/* A monitor round that ends: its rows, then the round's close. */
+static void sync_round(struct lb_nodes *n, const struct mon_node *rows, size_t k, uint64_t now_ms)
+{
+    lb_nodes_sync(n, rows, k, now_ms);
+    lb_nodes_round_closed(n);
+}
+
 static unsigned weight_of(const char *name)
 {
     struct lb_node *n = lb_nodes_find(ns, name);
@@ -114,7 +121,7 @@ Test(nodes, empty_view_is_never_null)
     cr_expect_null(lb_nodes_at(ns, 0));
     cr_expect_null(lb_nodes_find(ns, "nope"));
     lb_nodes_refresh(ns, 1000);
-    lb_nodes_sync(ns, NULL, 0, 2000);
+    sync_round(ns, NULL, 0, 2000);
     cr_expect_eq(lb_nodes_view(ns)->n, 0);
 }
 
@@ -136,8 +143,8 @@ Test(nodes, static_node_full_weight_no_ramp)
     cr_expect(in_view("10.0.0.1:80"));
 
     /* a round without it: static nodes are not the monitor's */
-    lb_nodes_sync(ns, &r, 1, 1000);
-    lb_nodes_sync(ns, &r, 1, 2000);
+    sync_round(ns, &r, 1, 1000);
+    sync_round(ns, &r, 1, 2000);
     cr_expect_eq(atomic_load(&n->weight), LB_STATIC_WEIGHT);
     cr_expect(!n->gone);
 
@@ -156,7 +163,7 @@ Test(nodes, sync_adds_agents_first_round_does_not_ramp)
                                row("b", "10.0.0.2", 8081, MON_SUSPECT, 80, 1000)};
     struct lb_node *a;
 
-    lb_nodes_sync(ns, rows, 2, 1000);
+    sync_round(ns, rows, 2, 1000);
     cr_assert_eq(lb_nodes_count(ns), 2);
     a = lb_nodes_at(ns, 0);
     cr_expect_str_eq(a->name, "a");
@@ -174,7 +181,7 @@ Test(nodes, sync_adds_agents_first_round_does_not_ramp)
     /* weights follow the monitor in place */
     rows[0].eff_weight = 200;
     rows[0].last_ms = rows[1].last_ms = 6000;
-    lb_nodes_sync(ns, rows, 2, 6000);
+    sync_round(ns, rows, 2, 6000);
     cr_expect_eq(weight_of("a"), 200);
 
     /* a node new after the first round ramps from 1 */
@@ -182,12 +189,43 @@ Test(nodes, sync_adds_agents_first_round_does_not_ramp)
         struct mon_node more[3] = {rows[0], rows[1],
                                    row("c", "10.0.0.3", 8080, MON_UP, 100, 11000)};
 
-        lb_nodes_sync(ns, more, 3, 11000);
+        sync_round(ns, more, 3, 11000);
         cr_expect_eq(weight_of("c"), 1);
         cr_expect_eq(lb_nodes_find(ns, "c")->up_since_ms, 11000);
         cr_expect_eq(lb_nodes_find(ns, "c")->idx, 2);
         lb_nodes_refresh(ns, 11000 + SLOWSTART / 4);
         cr_expect_eq(weight_of("c"), 25);
+    }
+}
+
+/* Agents answer the first probe at different times, and the monitor hands
+ * each answer over as it comes: a node whose answer came later in the
+ * first round has been serving all along as much as the first one. Ramping
+ * it from 1 left the early node (in a benchmark, the slowest one) with
+ * every new connection for seconds. */
+Test(nodes, every_node_of_the_first_round_starts_at_its_weight)
+{
+    struct mon_node rows[3] = {row("c", "10.0.0.3", 8080, MON_UP, 8, 1000),
+                               row("a", "10.0.0.1", 8080, MON_UP, 38, 1030),
+                               row("b", "10.0.0.2", 8080, MON_UP, 29, 1045)};
+
+    lb_nodes_sync(ns, rows, 1, 1000); /* c answered first */
+    lb_nodes_sync(ns, rows, 2, 1030);
+    lb_nodes_sync(ns, rows, 3, 1045);
+    cr_expect_eq(weight_of("c"), 8);
+    cr_expect_eq(weight_of("a"), 38, "joined within the first round: no ramp");
+    cr_expect_eq(weight_of("b"), 29, "joined within the first round: no ramp");
+    lb_nodes_round_closed(ns);
+    lb_nodes_refresh(ns, 1500);
+    cr_expect_eq(weight_of("a"), 38);
+
+    /* after the first round, a newcomer ramps, even within a round */
+    {
+        struct mon_node more[4] = {rows[0], rows[1], rows[2],
+                                   row("d", "10.0.0.4", 8080, MON_UP, 100, 2100)};
+
+        lb_nodes_sync(ns, more, 4, 2100);
+        cr_expect_eq(weight_of("d"), 1);
     }
 }
 
@@ -198,12 +236,12 @@ Test(nodes, missing_node_is_gone_and_comes_back_ramping)
     struct lb_node *b;
     uint64_t t = 20000;
 
-    lb_nodes_sync(ns, rows, 2, 1000);
+    sync_round(ns, rows, 2, 1000);
     b = lb_nodes_find(ns, "b");
     cr_expect_eq(atomic_load(&b->weight), 80);
 
     rows[0].last_ms = 6000;
-    lb_nodes_sync(ns, rows, 1, 6000);
+    sync_round(ns, rows, 1, 6000);
     cr_expect(b->gone);
     cr_expect_eq(atomic_load(&b->weight), 0);
     cr_expect(atomic_load(&b->draining), "gone is out even for panic mode");
@@ -213,7 +251,7 @@ Test(nodes, missing_node_is_gone_and_comes_back_ramping)
     cr_expect_eq(lb_nodes_find(ns, "b"), b);
 
     rows[0].last_ms = rows[1].last_ms = t;
-    lb_nodes_sync(ns, rows, 2, t);
+    sync_round(ns, rows, 2, t);
     cr_expect_eq(lb_nodes_find(ns, "b"), b, "same struct");
     cr_expect(!b->gone);
     cr_expect(!atomic_load(&b->draining));
@@ -236,7 +274,7 @@ Test(nodes, down_and_monitor_draining_give_zero)
                                row("b", "10.0.0.2", 8080, MON_DOWN, 0, 1000),
                                row("c", "10.0.0.3", 8080, MON_DRAINING, 0, 1000)};
 
-    lb_nodes_sync(ns, rows, 3, 1000);
+    sync_round(ns, rows, 3, 1000);
     cr_expect_eq(weight_of("a"), 100);
     cr_expect_eq(weight_of("b"), 0);
     cr_expect_eq(weight_of("c"), 0);
@@ -247,17 +285,17 @@ Test(nodes, down_and_monitor_draining_give_zero)
     /* a weight the monitor still reports does not override the state */
     rows[1].eff_weight = 77;
     rows[2].eff_weight = 77;
-    lb_nodes_sync(ns, rows, 3, 2000);
+    sync_round(ns, rows, 3, 2000);
     cr_expect_eq(weight_of("b"), 0);
     cr_expect_eq(weight_of("c"), 0);
 
     /* a goes down, then comes back up after the first round: ramps */
     rows[0].state = MON_DOWN;
-    lb_nodes_sync(ns, rows, 3, 3000);
+    sync_round(ns, rows, 3, 3000);
     cr_expect_eq(weight_of("a"), 0);
     rows[0].state = MON_UP;
     rows[0].last_ms = 4000;
-    lb_nodes_sync(ns, rows, 3, 4000);
+    sync_round(ns, rows, 3, 4000);
     cr_expect_eq(weight_of("a"), 1);
 }
 
@@ -267,7 +305,7 @@ Test(nodes, admin_drain_is_immediate_and_undrain_ramps)
     struct sockaddr_in s = sin_of("10.9.9.9", 80);
     struct lb_node *a;
 
-    lb_nodes_sync(ns, &r, 1, 1000);
+    sync_round(ns, &r, 1, 1000);
     a = lb_nodes_find(ns, "a");
     cr_expect_eq(atomic_load(&a->weight), 100);
 
@@ -276,11 +314,11 @@ Test(nodes, admin_drain_is_immediate_and_undrain_ramps)
     cr_expect(atomic_load(&a->draining));
     cr_expect(a->drain);
     cr_expect(in_view("a"), "drained nodes stay in the view");
-    lb_nodes_sync(ns, &r, 1, 2000);
+    sync_round(ns, &r, 1, 2000);
     cr_expect_eq(atomic_load(&a->weight), 0, "a round does not undrain");
 
     r.last_ms = 5000;
-    lb_nodes_sync(ns, &r, 1, 5000);
+    sync_round(ns, &r, 1, 5000);
     cr_expect_eq(lb_nodes_set_drain(ns, "a", false, 5000), 0);
     cr_expect(!atomic_load(&a->draining));
     cr_expect_eq(atomic_load(&a->weight), 1);
@@ -306,7 +344,7 @@ Test(nodes, stale_report_uses_average_of_fresh)
                                row("c", "10.0.0.3", 8080, MON_SUSPECT, 40, 30000 - STALE - 1),
                                row("d", "10.0.0.4", 8080, MON_DOWN, 0, 30000 - STALE - 1)};
 
-    lb_nodes_sync(ns, rows, 4, 30000);
+    sync_round(ns, rows, 4, 30000);
     cr_expect(lb_nodes_find(ns, "c")->stale);
     cr_expect_eq(weight_of("c"), 151, "(100 + 201) / 2 rounded");
     cr_expect_eq(weight_of("d"), 0, "stale and down stays out");
@@ -314,7 +352,7 @@ Test(nodes, stale_report_uses_average_of_fresh)
 
     /* exactly stale_ms old is not stale yet */
     rows[2].last_ms = 30000 - STALE;
-    lb_nodes_sync(ns, rows, 4, 30000);
+    sync_round(ns, rows, 4, 30000);
     cr_expect(!lb_nodes_find(ns, "c")->stale);
     cr_expect_eq(weight_of("c"), 40);
 
@@ -331,25 +369,25 @@ Test(nodes, gen_moves_on_membership_only)
                                row("b", "10.0.0.2", 8080, MON_UP, 100, 1000)};
     const struct lb_view *v0 = lb_nodes_view(ns), *v1, *v2;
 
-    lb_nodes_sync(ns, rows, 2, 1000);
+    sync_round(ns, rows, 2, 1000);
     v1 = lb_nodes_view(ns);
     cr_expect_gt(v1->gen, v0->gen);
     cr_expect_eq(v1->n, 2);
 
     rows[0].eff_weight = 50;
     rows[1].state = MON_DOWN;
-    lb_nodes_sync(ns, rows, 2, 2000);
+    sync_round(ns, rows, 2, 2000);
     lb_nodes_set_drain(ns, "a", true, 2100);
     lb_nodes_refresh(ns, 2200);
     cr_expect_eq(lb_nodes_view(ns), v1, "weights, states and drain keep the view");
 
-    lb_nodes_sync(ns, rows, 1, 3000);
+    sync_round(ns, rows, 1, 3000);
     v2 = lb_nodes_view(ns);
     cr_expect_gt(v2->gen, v1->gen, "b left");
     cr_expect_eq(v2->n, 1);
-    lb_nodes_sync(ns, rows, 1, 4000);
+    sync_round(ns, rows, 1, 4000);
     cr_expect_eq(lb_nodes_view(ns), v2, "still gone: no change");
-    lb_nodes_sync(ns, rows, 2, 5000);
+    sync_round(ns, rows, 2, 5000);
     cr_expect_gt(lb_nodes_view(ns)->gen, v2->gen, "b is back");
 }
 
@@ -364,13 +402,13 @@ Test(nodes, old_views_live_through_grace_then_go)
     uint64_t t = 1000, gen;
     unsigned i;
 
-    lb_nodes_sync(ns, rows, 2, t);
+    sync_round(ns, rows, 2, t);
     held = lb_nodes_view(ns);
     gen = held->gen;
     for (i = 0; i < 100; i++) {
         t += GRACE / 200; /* 100 cycles within one grace period */
         rows[0].last_ms = rows[1].last_ms = t;
-        lb_nodes_sync(ns, rows, 1 + (i % 2), t);
+        sync_round(ns, rows, 1 + (i % 2), t);
         cr_assert_eq(held->n, 2);
         cr_assert_str_eq(held->node[1]->name, "b");
         cr_assert_eq(held->gen, gen);
@@ -383,7 +421,7 @@ Test(nodes, old_views_live_through_grace_then_go)
 
         t += GRACE / 3;
         rows[0].last_ms = rows[1].last_ms = t;
-        lb_nodes_sync(ns, rows, 1 + (i % 2), t);
+        sync_round(ns, rows, 1 + (i % 2), t);
         v = lb_nodes_view(ns);
         cr_assert_eq(v->n, 1 + (i % 2));
         cr_assert_str_eq(v->node[0]->name, "a");
@@ -393,7 +431,7 @@ Test(nodes, old_views_live_through_grace_then_go)
     t += 10 * GRACE;
     lb_nodes_refresh(ns, t);
     for (i = 0; i < 4; i++)
-        lb_nodes_sync(ns, rows, 1 + (i % 2), t + i);
+        sync_round(ns, rows, 1 + (i % 2), t + i);
     lb_nodes_free(ns);
     ns = NULL;
 #ifdef LEAK_CHECK
@@ -407,13 +445,13 @@ Test(nodes, address_change_waits_out_the_grace)
     struct lb_node *a;
     const struct lb_view *v1;
 
-    lb_nodes_sync(ns, &r, 1, 1000);
+    sync_round(ns, &r, 1, 1000);
     a = lb_nodes_find(ns, "a");
     v1 = lb_nodes_view(ns);
 
     r.m.port = 9090;
     r.last_ms = 2000;
-    lb_nodes_sync(ns, &r, 1, 2000);
+    sync_round(ns, &r, 1, 2000);
     cr_expect_eq(a->addr.sin_port, htons(8080), "a worker may still read the old one");
     cr_expect_eq(atomic_load(&a->weight), 0);
     cr_expect(atomic_load(&a->draining));
@@ -423,7 +461,7 @@ Test(nodes, address_change_waits_out_the_grace)
     lb_nodes_refresh(ns, 2000 + GRACE - 1);
     cr_expect_eq(a->addr.sin_port, htons(8080));
     r.last_ms = 2000 + GRACE;
-    lb_nodes_sync(ns, &r, 1, 2000 + GRACE);
+    sync_round(ns, &r, 1, 2000 + GRACE);
     cr_expect_eq(a->addr.sin_port, htons(9090));
     cr_expect(in_view("a"));
     cr_expect(!atomic_load(&a->draining));
@@ -431,10 +469,10 @@ Test(nodes, address_change_waits_out_the_grace)
     cr_expect_eq(lb_nodes_find(ns, "a"), a, "updated in place");
 
     /* gone long enough: a new address applies at once */
-    lb_nodes_sync(ns, NULL, 0, 20000);
+    sync_round(ns, NULL, 0, 20000);
     r.m.port = 7070;
     r.last_ms = 20000 + GRACE;
-    lb_nodes_sync(ns, &r, 1, 20000 + GRACE);
+    sync_round(ns, &r, 1, 20000 + GRACE);
     cr_expect_eq(a->addr.sin_port, htons(7070));
     cr_expect(in_view("a"));
 }
@@ -448,7 +486,7 @@ Test(nodes, bad_rows_and_static_names_are_skipped)
                                row("10.0.0.1:80", "10.0.0.4", 80, MON_UP, 5, 1000)};
 
     cr_assert_eq(lb_nodes_add_static(ns, &s), 0);
-    lb_nodes_sync(ns, rows, 4, 1000);
+    sync_round(ns, rows, 4, 1000);
     cr_expect_eq(lb_nodes_count(ns), 2);
     cr_expect_null(lb_nodes_find(ns, "badip"));
     cr_expect_null(lb_nodes_find(ns, "noport"));
@@ -467,7 +505,7 @@ Test(nodes, panic_never_reaches_a_drained_node)
     struct lb_picker p;
     unsigned s, picked_e = 0, picked_b = 0;
 
-    lb_nodes_sync(ns, rows, 5, 1000);
+    sync_round(ns, rows, 5, 1000);
     lb_nodes_set_drain(ns, "e", true, 1000);
     lb_picker_init(&p, &lb_policy_weighted, 50, 11);
     for (s = 0; s < 1000; s++) {
