@@ -7,7 +7,13 @@
  * sender. The response carries how long it was held (hold_ms) so the
  * monitor's RTT leaves the jitter out. Metrics are sampled at reply time,
  * at most every AGENT_MIN_SAMPLE_MS, so CPU idle is an average over the
- * probe interval. The cache node is checked every check_interval, by a TCP
+ * probe interval. When no reply went out for longer than twice the last
+ * gap between replies (at least AGENT_FRESH_MS * 2), the agent re-samples
+ * every AGENT_FRESH_MS on its own: the first answer to a monitor that
+ * starts, or comes back, then covers the last second, not the whole
+ * silence (a balancer started after a load would otherwise learn an idle
+ * figure of that load, and place its first connections by it). The cache
+ * node is checked every check_interval, by a TCP
  * connect or an HTTP GET (check.c); the first result triggers hello.
  */
 #include "agent.h"
@@ -29,9 +35,11 @@
 #include "proto.h"
 #include "xalloc.h"
 
-#define AGENT_SEEN          4096 /* nonces remembered: 20 probes/s over a 30 s window */
-#define AGENT_MIN_SAMPLE_MS 500  /* metrics are re-read at most this often */
-#define AGENT_RX_BURST      64   /* datagrams read per wakeup */
+#define AGENT_SEEN          4096  /* nonces remembered: 20 probes/s over a 30 s window */
+#define AGENT_MIN_SAMPLE_MS 500   /* metrics are re-read at most this often */
+#define AGENT_FRESH_MS      1000  /* while unprobed: re-sampled this often */
+#define AGENT_SILENCE_MAX   30000 /* unprobed after at most this long */
+#define AGENT_RX_BURST      64    /* datagrams read per wakeup */
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
@@ -71,6 +79,9 @@ struct agent {
     struct agent_sample sample;
     uint64_t sample_ms;
     bool sampled;
+    ev_timer fresh_timer;  /* re-samples while no monitor asks */
+    uint64_t reply_ms;     /* last probe answered (0: none yet) */
+    uint64_t reply_gap_ms; /* between the last two answers */
 
     unsigned char seen[AGENT_SEEN][PROTO_NONCE_BYTES];
     unsigned seen_next;
@@ -87,16 +98,41 @@ const struct agent_stats *agent_stats(const struct agent *a)
 
 /* ---- sending ---- */
 
+static void agent_resample(struct agent *a, uint64_t now)
+{
+    if (agent_metrics_sample(a->am, now, &a->sample) == 0) {
+        a->sample_ms = now;
+        a->sampled = true;
+    }
+}
+
+/* Unprobed for longer than twice the last gap between answers: the next
+ * answer's CPU window is kept to the last AGENT_FRESH_MS. */
+static void agent_fresh_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct agent *a = w->data;
+    uint64_t now = clock_mono_ms();
+    uint64_t silence = 2 * a->reply_gap_ms;
+
+    (void)loop;
+    (void)revents;
+    if (silence < 2 * AGENT_FRESH_MS)
+        silence = 2 * AGENT_FRESH_MS;
+    if (silence > AGENT_SILENCE_MAX)
+        silence = AGENT_SILENCE_MAX;
+    if ((a->reply_ms == 0 || now - a->reply_ms > silence) &&
+        (!a->sampled || now - a->sample_ms >= AGENT_FRESH_MS)) {
+        agent_resample(a, now);
+        a->st.resampled++;
+    }
+}
+
 static void agent_fill_metrics(struct agent *a, struct proto_metrics *m)
 {
     uint64_t now = clock_mono_ms();
 
-    if (!a->sampled || now - a->sample_ms >= AGENT_MIN_SAMPLE_MS) {
-        if (agent_metrics_sample(a->am, now, &a->sample) == 0) {
-            a->sample_ms = now;
-            a->sampled = true;
-        }
-    }
+    if (!a->sampled || now - a->sample_ms >= AGENT_MIN_SAMPLE_MS)
+        agent_resample(a, now);
     inet_ntop(AF_INET, &a->service.sin_addr, m->ip, sizeof(m->ip));
     m->port = ntohs(a->service.sin_port);
     m->ram_free = a->sample.ram_free;
@@ -158,6 +194,13 @@ static void agent_reply_cb(struct ev_loop *loop, ev_timer *w, int revents)
         msg.hold_ms = PROTO_MAX_HOLD_MS;
     agent_send(a, r->fd, &r->to, &msg);
     a->st.answered++;
+    {
+        uint64_t now = clock_mono_ms();
+
+        if (a->reply_ms != 0)
+            a->reply_gap_ms = now - a->reply_ms;
+        a->reply_ms = now;
+    }
     r->busy = false;
 }
 
@@ -380,6 +423,9 @@ static void agent_init_watchers(struct agent *a)
         ev_timer_init(&a->replies[i].timer, agent_reply_cb, 0., 0.);
     }
     ev_init(&a->hello_timer, agent_hello_cb);
+    ev_timer_init(&a->fresh_timer, agent_fresh_cb, AGENT_FRESH_MS / 1000.0,
+                  AGENT_FRESH_MS / 1000.0);
+    a->fresh_timer.data = a;
     ev_timer_init(&a->check_timer, agent_check_timer_cb, a->cfg->check_interval,
                   a->cfg->check_interval);
 }
@@ -429,6 +475,7 @@ void agent_start(struct agent *a)
     log_info("agent %s joined %s metrics=%s", a->cfg->name, net_ntop(&a->group, addr),
              agent_metrics_describe(a->am));
     ev_timer_start(a->loop, &a->check_timer);
+    ev_timer_start(a->loop, &a->fresh_timer);
     check_start(&a->check);
 }
 
@@ -439,6 +486,7 @@ void agent_stop(struct agent *a)
     check_cancel(&a->check);
     ev_timer_stop(a->loop, &a->check_timer);
     ev_timer_stop(a->loop, &a->hello_timer);
+    ev_timer_stop(a->loop, &a->fresh_timer);
     for (long long i = 0; a->replies && i < a->cfg->max_pending; i++)
         ev_timer_stop(a->loop, &a->replies[i].timer);
     if (a->hello_sent)
@@ -467,7 +515,8 @@ void agent_log_stats(const struct agent *a)
 
     log_info("stats rx=%llu answered=%llu oversize=%llu no_mac=%llu bad_mac=%llu "
              "malformed_json=%llu bad_version=%llu bad_type=%llu bad_field=%llu out_of_range=%llu "
-             "stale=%llu replayed=%llu busy=%llu ignored=%llu send_errors=%llu checks_failed=%llu",
+             "stale=%llu replayed=%llu busy=%llu ignored=%llu send_errors=%llu checks_failed=%llu "
+             "resampled=%llu",
              (unsigned long long)s->rx, (unsigned long long)s->answered,
              (unsigned long long)s->dropped[PROTO_E_OVERSIZE],
              (unsigned long long)s->dropped[PROTO_E_NOMAC],
@@ -479,5 +528,5 @@ void agent_log_stats(const struct agent *a)
              (unsigned long long)s->dropped[PROTO_E_RANGE], (unsigned long long)s->stale,
              (unsigned long long)s->replayed, (unsigned long long)s->busy,
              (unsigned long long)s->ignored, (unsigned long long)s->send_errors,
-             (unsigned long long)s->checks_failed);
+             (unsigned long long)s->checks_failed, (unsigned long long)s->resampled);
 }

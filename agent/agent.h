@@ -51,6 +51,7 @@ struct agent_stats {
     uint64_t ignored;              /* valid, but not for an agent (hello...) */
     uint64_t send_errors;
     uint64_t checks_failed; /* service checks that failed */
+    uint64_t resampled;     /* metrics re-read while no monitor asked */
 };
 
 struct agent;

@@ -486,3 +486,120 @@ Test(cluster, forged_replayed_and_random_datagrams_change_nothing, .timeout = 60
     close(sfd);
     close(gfd);
 }
+
+/* ---- the first answer after a silence ---- */
+
+/* A writable cgroup v2 directory of 0.5 cores and 1 GiB, with usage_usec
+ * set by cg_usage (written to a temporary file and renamed, so the agent
+ * never reads half a file). */
+static void cg_write(const char *dir, const char *name, const char *text)
+{
+    char path[256], tmp[272];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    f = fopen(tmp, "w");
+    cr_assert_not_null(f, "open %s", tmp);
+    cr_assert_geq(fputs(text, f), 0);
+    cr_assert_eq(fclose(f), 0);
+    cr_assert_eq(rename(tmp, path), 0);
+}
+
+static void cg_usage(const char *dir, unsigned long long usec)
+{
+    char text[64];
+
+    snprintf(text, sizeof(text), "usage_usec %llu\nuser_usec 0\n", usec);
+    cg_write(dir, "cpu.stat", text);
+}
+
+/* The agent's resampled counter, from the stats line SIGUSR1 makes it log. */
+static long long agent_resampled(struct h_proc *p)
+{
+    const char *line, *at;
+
+    h_signal(p, SIGUSR1);
+    line = h_wait_for(p, 2, " resampled=", LINE_MS);
+    cr_assert_not_null(line, "no stats line from the agent");
+    at = strstr(line, " resampled=");
+    return strtoll(at + 11, NULL, 10);
+}
+
+/* A monitor that starts (or comes back) after the agent went unprobed
+ * through a busy stretch must learn the node's CPU as it is now: a
+ * balancer started right after a load placed its first keep-alive
+ * connections by an idle figure averaged over that load (the skew
+ * benchmark, docs/benchmarks.md). The node here is busy at its whole
+ * quota, then idle; no monitor asks meanwhile. */
+Test(cluster, first_answer_after_a_silence_covers_the_last_second, .timeout = 60)
+{
+    struct cluster c;
+    struct key_ring kr = {0};
+    struct proto_msg req = {.type = PROTO_PROBE_REQUEST}, resp;
+    struct sockaddr_in to = {.sin_family = AF_INET};
+    char service[32], listen[32], cg[] = "/tmp/fulcrum-cg-XXXXXX", err[256];
+    char buf[PROTO_MAX_DGRAM + 1];
+    char *argv[] = {AGENT_BIN, "--name", "cache-a",  "--service", service,    "--group", NULL,
+                    "--key",   NULL,     "--listen", listen,      "--cgroup", cg,        NULL};
+    unsigned uport = h_free_udp_port();
+    unsigned long long usage = 1000000;
+    long long n0;
+    int fd, n;
+
+    cluster_init(&c);
+    cr_assert_eq(key_ring_load(&kr, c.key, err, sizeof(err)), 0, "%s", err);
+    cr_assert_not_null(mkdtemp(cg));
+    cg_write(cg, "cgroup.controllers", "cpu memory\n");
+    cg_write(cg, "cpu.max", "50000 100000\n");
+    cg_write(cg, "memory.max", "1073741824\n");
+    cg_write(cg, "memory.current", "104857600\n");
+    cg_write(cg, "memory.stat", "anon 104857600\nfile 0\ninactive_file 0\n");
+    cg_usage(cg, usage);
+    argv[6] = c.group;
+    argv[8] = c.key;
+    snprintf(service, sizeof(service), "127.0.0.1:%u", c.sink_port);
+    snprintf(listen, sizeof(listen), "127.0.0.1:%u", uport);
+    start_agent_argv(&c, 0, argv);
+
+    /* 2.5 s busy: 50 ms of CPU every 100 ms, the whole 0.5-core quota. */
+    for (int i = 0; i < 25; i++) {
+        usage += 50000;
+        cg_usage(cg, usage);
+        poll(NULL, 0, 100);
+    }
+    /* Idle from now: wait until the agent has read its metrics twice more
+     * on its own, so both ends of the next answer's window are idle. */
+    n0 = agent_resampled(&c.agents[0]);
+    for (int i = 0; agent_resampled(&c.agents[0]) < n0 + 2; i++) {
+        cr_assert_lt(i, 100, "the unprobed agent does not re-read its metrics");
+        poll(NULL, 0, 100);
+    }
+
+    fd = udp_sender();
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    to.sin_port = htons((uint16_t)uport);
+    req.seq = 1;
+    req.ts_ms = clock_wall_ms();
+    proto_nonce_new(req.nonce);
+    n = proto_encode(&req, &kr, buf, sizeof(buf));
+    cr_assert_gt(n, 0);
+    send_to(fd, buf, (size_t)n, &to);
+    n = (int)recv_within(fd, buf, sizeof(buf), LINE_MS);
+    cr_assert_gt(n, 0, "no answer to the probe");
+    cr_assert_eq(proto_decode(buf, (size_t)n, &kr, &resp, NULL), PROTO_OK);
+    cr_assert_eq(resp.type, PROTO_PROBE_RESPONSE);
+    cr_assert(resp.m.cgroup);
+    cr_assert_eq(resp.m.cpu_milli, 500);
+    cr_assert_geq(resp.m.cpu_idle, 90.0,
+                  "cpu_idle %.1f: the first answer averaged the busy stretch in", resp.m.cpu_idle);
+    close(fd);
+    for (const char *const *f =
+             (const char *const[]){"cgroup.controllers", "cpu.max", "memory.max", "memory.current",
+                                   "memory.stat", "cpu.stat", NULL};
+         *f; f++) {
+        snprintf(buf, sizeof(buf), "%s/%s", cg, *f);
+        unlink(buf);
+    }
+    rmdir(cg);
+}
