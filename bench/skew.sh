@@ -46,6 +46,8 @@
 #   BENCH_KA_CONNS=32         keep-alive pool of the load generator
 #   BENCH_PASS_SIZE=16384     bytes of the PASS object
 #   BENCH_INTERVAL=1          probe interval of the balancer's embedded monitor (s)
+#   BENCH_SETTLE=2            seconds of rest before each run starts its target, so that no
+#                             run begins on the load of the one before (every target alike)
 #   BENCH_WORKLOADS="hits-close heavy-close hits-ka"
 #   BENCH_TARGETS="fulcrum-weighted fulcrum-leastconn fulcrum-roundrobin fulcrum-best haproxy-leastconn haproxy-roundrobin"
 #   BENCH_SLOW=1              0: skip the slow-node scenario
@@ -78,6 +80,7 @@ FULCRUM_ARGS=${BENCH_FULCRUM_ARGS:-}
 KA_CONNS=${BENCH_KA_CONNS:-32}
 PASS_SIZE=${BENCH_PASS_SIZE:-16384}
 INTERVAL=${BENCH_INTERVAL:-1}
+SETTLE=${BENCH_SETTLE:-2}
 WORKLOADS=${BENCH_WORKLOADS:-hits-close heavy-close hits-ka}
 TARGETS=${BENCH_TARGETS:-fulcrum-weighted fulcrum-leastconn fulcrum-roundrobin fulcrum-best haproxy-leastconn haproxy-roundrobin}
 SLOW=${BENCH_SLOW:-1}
@@ -525,6 +528,7 @@ PROBLEMS=()
 run_load() {
   local name=$1 t=$2 rate=$3 secs=$4 warm=$5 c0 c1
   shift 5
+  sleep "$SETTLE" # the nodes at rest: the run before (or the capacity run) has ended
   start_target "$t"
   [[ "$t" == fulcrum-* ]] && start_poller "$raw/$name.weights.tsv"
   in_cg rest
@@ -674,6 +678,7 @@ commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
   echo "seconds=$DUR"
   echo "warmup=$WARMUP"
   echo "interval=$INTERVAL"
+  echo "settle=$SETTLE"
   echo "workers=$WORKERS"
   echo "ka_conns=$KA_CONNS"
   echo "cap_conns=$CAP_CONNS"

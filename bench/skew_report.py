@@ -310,7 +310,8 @@ def main():
            "",
            f"Nodes A and B: {meta.get('quota_ab_cores')} cores each; node C: {meta.get('quota_c_cores')} "
            f"(period {meta.get('period_us')} us). Offered rate: {meta.get('load_pct')} % of the capacity "
-           f"measured just before; {meta.get('warmup')} s warm-up, then {meta.get('seconds')} s measured; "
+           f"measured just before; {meta.get('settle', '0')} s at rest before each run starts its target; "
+           f"{meta.get('warmup')} s warm-up, then {meta.get('seconds')} s measured; "
            f"probe interval {meta.get('interval')} s; {meta.get('workers')} balancer threads; "
            f"keep-alive pool {meta.get('ka_conns')}; PASS object {meta.get('pass_size')} bytes.",
            "",
