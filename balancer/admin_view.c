@@ -471,8 +471,8 @@ static void json_lb_fields(cJSON *o, const struct admin_view_node *v)
  * metrics null. */
 static void json_node_norow(cJSON *arr, const struct admin_view_node *v)
 {
-    static const char *const nulls[] = {"cpu_idle", "ram_free", "ram_total", "load1",
-                                        "service",  "rtt_ms",   "age_s"};
+    static const char *const nulls[] = {"cpu_idle", "cpus",    "ram_free", "ram_total",
+                                        "load1",    "service", "rtt_ms",   "age_s"};
     cJSON *o = json_check(cJSON_CreateObject());
 
     json_check(cJSON_AddStringToObject(o, "name", v->n->name));

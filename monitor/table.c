@@ -631,6 +631,7 @@ enum col {
     COL_ADDR,
     COL_STATE,
     COL_CPU,
+    COL_CPUS,
     COL_RAM_FREE,
     COL_RAM_TOTAL,
     COL_LOAD,
@@ -646,15 +647,30 @@ static const struct {
     const char *title;
     bool left; /* text columns are left-aligned, numbers right-aligned */
 } cols[COL_MAX] = {
-    [COL_NAME] = {"NAME", true},          [COL_ADDR] = {"ADDR", true},
-    [COL_STATE] = {"STATE", true},        [COL_CPU] = {"CPU_IDLE", false},
-    [COL_RAM_FREE] = {"RAM_FREE", false}, [COL_RAM_TOTAL] = {"RAM_TOTAL", false},
-    [COL_LOAD] = {"LOAD1", false},        [COL_SERVICE] = {"SERVICE", true},
-    [COL_RTT] = {"RTT_MS", false},        [COL_AGE] = {"AGE_S", false},
-    [COL_WEIGHT] = {"WEIGHT", false},     [COL_RANK] = {"RANK", false},
+    [COL_NAME] = {"NAME", true},
+    [COL_ADDR] = {"ADDR", true},
+    [COL_STATE] = {"STATE", true},
+    [COL_CPU] = {"CPU_IDLE", false},
+    [COL_CPUS] = {"CPUS", false},
+    [COL_RAM_FREE] = {"RAM_FREE", false},
+    [COL_RAM_TOTAL] = {"RAM_TOTAL", false},
+    [COL_LOAD] = {"LOAD1", false},
+    [COL_SERVICE] = {"SERVICE", true},
+    [COL_RTT] = {"RTT_MS", false},
+    [COL_AGE] = {"AGE_S", false},
+    [COL_WEIGHT] = {"WEIGHT", false},
+    [COL_RANK] = {"RANK", false},
 };
 
 #define CELL_MAX 80
+
+/* The CPUs the agent says its node may use (cpu_milli), NaN if none. */
+static double node_cpus(const struct mon_node *r)
+{
+    if (r->m.cpu_milli == 0 || r->m.cpu_milli > PROTO_MAX_CPU_MILLI)
+        return NAN;
+    return r->m.cpu_milli / 1000.0;
+}
 
 /* One cell of the text table; NaN shows as "-". */
 static void cell(const struct mon_node *r, enum col c, uint64_t now_ms, char *buf, size_t len)
@@ -675,6 +691,10 @@ static void cell(const struct mon_node *r, enum col c, uint64_t now_ms, char *bu
     case COL_CPU:
         v = clamp_show(r->m.cpu_idle, 0.0, 100.0);
         snprintf(buf, len, isnan(v) ? "-" : "%.1f", v);
+        return;
+    case COL_CPUS: /* what CPU_IDLE is a share of; "-": the agent sent none */
+        v = node_cpus(r);
+        snprintf(buf, len, isnan(v) ? "-" : "%.2f", v);
         return;
     case COL_RAM_FREE:
         human_bytes(r->m.ram_free, buf, len);
@@ -848,6 +868,7 @@ static void json_node(cJSON *arr, const struct mon_node *r, uint64_t now_ms)
     json_str(o, "addr", s);
     json_str(o, "state", mon_state_name(r->state));
     json_num(o, "cpu_idle", clamp_show(r->m.cpu_idle, 0.0, 100.0), 10.0);
+    json_num(o, "cpus", node_cpus(r), 1000.0);
     json_num(o, "ram_free", clamp_show(r->m.ram_free, 0.0, PROTO_MAX_BYTES), 1.0);
     json_num(o, "ram_total", clamp_show(r->m.ram_total, 0.0, PROTO_MAX_BYTES), 1.0);
     json_num(o, "load1", clamp_show(r->m.load1, 0.0, PROTO_MAX_LOAD), 100.0);

@@ -762,6 +762,7 @@ static size_t two_nodes(struct mon_node *rows, size_t max)
     m.m.ram_total = 16 * GIB;
     m.m.cpu_idle = 87.25;
     m.m.load1 = 1.5;
+    m.m.cpu_milli = 2500; /* c2 sends none */
     cr_assert_eq(mon_table_report(t, &m, 1.234567, 1000), 0);
     m = msg(PROTO_HELLO, "c2", BOOT_B, 1);
     snprintf(m.m.ip, sizeof(m.m.ip), "192.168.100.200");
@@ -840,11 +841,14 @@ Test(table, format_text)
         snprintf(w, sizeof(w), " %u ", rows[i].eff_weight);
         cr_assert_not_null(strstr(lines[2 + i], w));
     }
-    static const char *const titles[] = {"NAME",     "ADDR",      "STATE",  "CPU_IDLE",
-                                         "RAM_FREE", "RAM_TOTAL", "LOAD1",  "SERVICE",
-                                         "RTT_MS",   "AGE_S",     "WEIGHT", "RANK"};
+    /* CPUS: what the agent says its node may use, "-" when it sends none */
+    cr_assert_eq(col_of(lines[2], " 2.50 ") + 5, col_of(lines[1], "CPUS") + 4);
+    cr_assert_eq(col_of(lines[3] + col_of(lines[1], "CPUS"), "-"), 3, "%s", lines[3]);
+    static const char *const titles[] = {"NAME",     "ADDR",      "STATE", "CPU_IDLE", "CPUS",
+                                         "RAM_FREE", "RAM_TOTAL", "LOAD1", "SERVICE",  "RTT_MS",
+                                         "AGE_S",    "WEIGHT",    "RANK"};
     long prev = -1;
-    for (size_t i = 0; i < 12; i++) {
+    for (size_t i = 0; i < sizeof(titles) / sizeof(titles[0]); i++) {
         long c = col_of(lines[1], titles[i]);
 
         cr_assert_gt(c, prev, "%s out of order", titles[i]);
@@ -943,11 +947,12 @@ Test(table, format_json)
     cr_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(n, "addr")), "10.0.0.1:8080");
     cr_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(n, "state")), "up");
     cr_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(n, "service")), "up");
-    static const char *const numbers[] = {"cpu_idle", "ram_free", "ram_total", "load1",
-                                          "rtt_ms",   "age_s",    "weight",    "rank"};
-    for (size_t i = 0; i < 8; i++)
+    static const char *const numbers[] = {"cpu_idle", "cpus",  "ram_free", "ram_total", "load1",
+                                          "rtt_ms",   "age_s", "weight",   "rank"};
+    for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++)
         cr_assert(cJSON_IsNumber(cJSON_GetObjectItem(n, numbers[i])), "%s", numbers[i]);
-    cr_assert_eq(cJSON_GetArraySize(n), 12, "exactly the documented fields");
+    cr_assert_eq(cJSON_GetArraySize(n), 13, "exactly the documented fields");
+    cr_assert_float_eq(cJSON_GetObjectItem(n, "cpus")->valuedouble, 2.5, 1e-9);
     cr_assert_float_eq(cJSON_GetObjectItem(n, "cpu_idle")->valuedouble, 87.3, 0.051);
     cr_assert_float_eq(cJSON_GetObjectItem(n, "ram_free")->valuedouble, round(7.8 * GIB), 0.5);
     cr_assert_float_eq(cJSON_GetObjectItem(n, "ram_total")->valuedouble, 16 * GIB, 0.5);
@@ -961,6 +966,7 @@ Test(table, format_json)
     cr_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(n, "name")), "c2");
     cr_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(n, "addr")), "192.168.100.200:65535");
     cr_assert(cJSON_IsNull(cJSON_GetObjectItem(n, "rtt_ms")));
+    cr_assert(cJSON_IsNull(cJSON_GetObjectItem(n, "cpus")), "no cpu_milli: null");
     cr_assert_eq(cJSON_GetObjectItem(n, "rank")->valuedouble, 2);
     cr_assert_float_eq(cJSON_GetObjectItem(n, "ram_free")->valuedouble, 512 * MIB, 0.5);
     cJSON_Delete(j);
