@@ -127,7 +127,9 @@ static void agent_fresh_cb(struct ev_loop *loop, ev_timer *w, int revents)
     }
 }
 
-static void agent_fill_metrics(struct agent *a, struct proto_metrics *m)
+/* Fills m from the cached sample, re-read when older than
+ * AGENT_MIN_SAMPLE_MS. Returns the monotonic time it read (ms). */
+static uint64_t agent_fill_metrics(struct agent *a, struct proto_metrics *m)
 {
     uint64_t now = clock_mono_ms();
 
@@ -145,6 +147,7 @@ static void agent_fill_metrics(struct agent *a, struct proto_metrics *m)
     m->service_up = a->service_up;
     m->cgroup = a->sample.cgroup;
     m->cpu_milli = a->sample.cpu_milli;
+    return now;
 }
 
 static void agent_send(struct agent *a, int fd, const struct sockaddr_in *to,
@@ -183,24 +186,21 @@ static void agent_reply_cb(struct ev_loop *loop, ev_timer *w, int revents)
     struct agent_reply *r = container_of(w, struct agent_reply, timer);
     struct agent *a = r->a;
     struct proto_msg msg = {.type = PROTO_PROBE_RESPONSE, .seq = r->seq};
+    uint64_t now;
 
     msg.ts_ms = clock_wall_ms();
     memcpy(msg.nonce, r->nonce, sizeof(msg.nonce));
     snprintf(msg.name, sizeof(msg.name), "%s", a->cfg->name);
     memcpy(msg.boot, a->boot, sizeof(msg.boot));
-    agent_fill_metrics(a, &msg.m);
+    now = agent_fill_metrics(a, &msg.m);
     msg.hold_ms = (double)(clock_mono_us() - r->recv_us) / 1000.0;
     if (msg.hold_ms > PROTO_MAX_HOLD_MS)
         msg.hold_ms = PROTO_MAX_HOLD_MS;
     agent_send(a, r->fd, &r->to, &msg);
     a->st.answered++;
-    {
-        uint64_t now = clock_mono_ms();
-
-        if (a->reply_ms != 0)
-            a->reply_gap_ms = now - a->reply_ms;
-        a->reply_ms = now;
-    }
+    if (a->reply_ms != 0)
+        a->reply_gap_ms = now - a->reply_ms;
+    a->reply_ms = now;
     r->busy = false;
 }
 
