@@ -7,15 +7,27 @@
  * stepped over the first's interval). Of the two, the one with the lower
  * active/weight wins, compared by cross-multiplication as nginx's
  * least_conn does: a.active * b.weight < b.active * a.weight, in 64 bits,
- * no division. A tie goes to the heavier, then to the first draw.
+ * no division. A tie is drawn by lot, each in proportion to the square of
+ * its weight.
  *
  * Why distinct: drawn with replacement, a light node is the choice whenever
  * both draws are it, whatever its load: (w / sum)^2 of all decisions, about
  * a tenth for the weakest of three nearly equal weights. Without
  * replacement it is chosen only when its active/weight is the lower of the
- * pair. Why the heavier on a tie: at 0/0 (an idle pair) the heavier node has
- * more room, and the light one would otherwise still get w / sum of the
- * first draws.
+ * pair.
+ *
+ * Why a lot in proportion to the square of the weight on a tie. The common
+ * tie is 0/0, an idle pair, most decisions when each connection is short.
+ * Keeping the first draw (in proportion to weight) hands a light node w / sum
+ * of the idle decisions, more than its share of capacity when its weight is
+ * held up by free memory or by being idle. Giving every tie to the heavier,
+ * as this policy did until 2026-11-23, is worse between near-equal nodes:
+ * the one a point heavier takes every idle decision for the round, runs
+ * over its CPU quota, reports less idle and hands the next round to the
+ * other, and the two swap 80/20 every few seconds (bench/skew.sh measured
+ * it, and its p99.9 was 12-21 ms). Squares keep near-equal nodes near
+ * 50/50 (weights 166 and 152: 54/46) and still keep a light node off idle
+ * pairs (256 against 16: 1 in 257).
  *
  * Why two and not the least loaded of all: weights come from reports up to
  * a round old, and a deterministic "best" herds onto one node for the whole
@@ -94,15 +106,24 @@ static unsigned draw_other(struct weighted_state *s, unsigned n, uint64_t total,
 }
 
 /* The lower active/weight of a and b (cross-multiplied: 32-bit factors, so
- * 64-bit products cannot wrap); a tie goes to the heavier, then to a. */
-static unsigned better(const struct lb_cand *c, unsigned a, unsigned b)
+ * 64-bit products cannot wrap); a tie by lot, in proportion to the square
+ * of each weight (both halved while either is 2^31 or more, so that the sum
+ * of the squares fits in 64 bits). */
+static unsigned better(struct weighted_state *s, const struct lb_cand *c, unsigned a, unsigned b)
 {
     uint64_t la = (uint64_t)c[a].active * c[b].weight;
     uint64_t lb = (uint64_t)c[b].active * c[a].weight;
+    uint64_t wa = c[a].weight, wb = c[b].weight;
 
-    if (lb < la || (lb == la && c[b].weight > c[a].weight))
-        return b;
-    return a;
+    if (lb != la)
+        return lb < la ? b : a;
+    while ((wa | wb) >= (UINT64_C(1) << 31)) {
+        wa >>= 1;
+        wb >>= 1;
+    }
+    if (wa == 0 && wb == 0)
+        return a;
+    return rng_below(&s->rng, wa * wa + wb * wb) < wb * wb ? b : a;
 }
 
 static void *weighted_new(uint64_t seed)
@@ -143,7 +164,7 @@ static unsigned weighted_pick(void *st, const struct lb_cand *c, unsigned n)
         return 0;
     a = prefix_search(s->prefix, n, rng_below(&s->rng, total));
     b = draw_other(s, n, total, a);
-    return better(c, a, b);
+    return better(s, c, a, b);
 }
 
 const struct lb_policy_ops lb_policy_weighted = {

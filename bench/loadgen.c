@@ -55,6 +55,7 @@
 struct lg lg;
 static unsigned bucket_ms = 1000;
 static const char *exec_cmd; /* --exec-at */
+static const char *trace_path; /* --trace */
 static double exec_at;
 static double t0_unix; /* wall clock at t0, to line the series up with other logs */
 
@@ -86,6 +87,8 @@ static void usage(FILE *out)
             "  --max-inflight N     more requests in flight than this are dropped [8000]\n"
             "  --series FILE        write counts, latency and per-node counts per bucket (TSV)\n"
             "  --bucket-ms MS       length of a series bucket [1000]\n"
+            "  --trace FILE         write every measured request (TSV: scheduled start s,\n"
+            "                       latency us, node, ok or error)\n"
             "  --exec-at SEC:CMD    run CMD (/bin/sh -c) SEC seconds into the run\n");
 }
 
@@ -181,6 +184,7 @@ static int parse_args(int argc, char **argv)
                                          {"series", required_argument, NULL, 's'},
                                          {"bucket-ms", required_argument, NULL, 'b'},
                                          {"exec-at", required_argument, NULL, 'x'},
+                                         {"trace", required_argument, NULL, 'R'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     double v;
@@ -226,6 +230,9 @@ static int parse_args(int argc, char **argv)
             break;
         case 'x':
             rc = parse_exec_at(optarg);
+            break;
+        case 'R':
+            trace_path = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -333,11 +340,21 @@ static void run(void)
     ev_io tick;
     ev_timer deadline, exec;
     double total = lg.warmup_s + lg.duration_s;
+    FILE *trace = NULL;
     struct timespec wall;
 
     lg.loop = ev_default_loop(EVFLAG_AUTO);
     lg.end_rel = (uint64_t)(total * 1e9);
     lg.stats = lg_stats_new(lg.end_rel, bucket_ms, lg.warmup_s);
+    if (trace_path != NULL) {
+        trace = fopen(trace_path, "w");
+        if (trace == NULL) {
+            fprintf(stderr, "loadgen: %s: %s\n", trace_path, strerror(errno));
+            exit(1);
+        }
+        setvbuf(trace, NULL, _IOFBF, 1 << 20);
+        lg_stats_trace(lg.stats, trace);
+    }
     lg.scheduling = true;
     ev_now_update(lg.loop);
     lg.t0 = lg_now_ns();
@@ -369,6 +386,11 @@ static void run(void)
         close(lg.tfd);
     }
     lg_abort_all();
+    lg_stats_trace(lg.stats, NULL);
+    if (trace != NULL && fclose(trace) != 0) {
+        fprintf(stderr, "loadgen: %s: %s\n", trace_path, strerror(errno));
+        exit(1);
+    }
 }
 
 int main(int argc, char **argv)

@@ -45,6 +45,7 @@ struct lg_stats {
     uint64_t late[LG_BUCKETS]; /* the generator's start lateness, whole run */
     uint64_t late_n;
     struct lg_sec *sec; /* nbuckets entries */
+    FILE *trace;        /* lg_stats_trace(), or NULL */
 };
 
 static void *lg_calloc(size_t n, size_t size)
@@ -181,6 +182,25 @@ void lg_stats_started(struct lg_stats *st, uint64_t sched_rel_ns, uint64_t late_
         st->scheduled++;
 }
 
+void lg_stats_trace(struct lg_stats *st, FILE *f)
+{
+    st->trace = f;
+}
+
+/* One line of the trace; lat_ns UINT64_MAX: none (a failed request). */
+static void trace_line(const struct lg_stats *st, uint64_t sched_rel_ns, uint64_t lat_ns,
+                       const char *node, const char *what)
+{
+    if (st->trace == NULL)
+        return;
+    fprintf(st->trace, "%.6f\t", (double)sched_rel_ns / 1e9);
+    if (lat_ns == UINT64_MAX)
+        fputs("-", st->trace);
+    else
+        fprintf(st->trace, "%" PRIu64, lat_ns / 1000);
+    fprintf(st->trace, "\t%s\t%s\n", node != NULL && node[0] != '\0' ? node : "-", what);
+}
+
 void lg_stats_ok(struct lg_stats *st, uint64_t sched_rel_ns, uint64_t lat_ns, const char *node,
                  uint64_t bytes)
 {
@@ -202,6 +222,7 @@ void lg_stats_ok(struct lg_stats *st, uint64_t sched_rel_ns, uint64_t lat_ns, co
     st->bytes += bytes;
     if (n >= 0)
         st->node[n]++;
+    trace_line(st, sched_rel_ns, lat_ns, node, "ok");
 }
 
 void lg_stats_err(struct lg_stats *st, uint64_t sched_rel_ns, enum lg_err e, const char *node)
@@ -220,6 +241,7 @@ void lg_stats_err(struct lg_stats *st, uint64_t sched_rel_ns, enum lg_err e, con
     st->err[e]++;
     if (n >= 0)
         st->node[n]++;
+    trace_line(st, sched_rel_ns, UINT64_MAX, node, err_name[e]);
 }
 
 void lg_stats_report(const struct lg_stats *st, FILE *out, double measured_s)

@@ -51,6 +51,12 @@ void lg_stats_ok(struct lg_stats *st, uint64_t sched_rel_ns, uint64_t lat_ns, co
 /* A failed request; node as for lg_stats_ok (a non-2xx response has one). */
 void lg_stats_err(struct lg_stats *st, uint64_t sched_rel_ns, enum lg_err e, const char *node);
 
+/* From now on, writes one line per finished request scheduled after the
+ * warm-up to f (NULL: stop): its scheduled start in seconds after t0, its
+ * latency in microseconds, the node named in X-Cache ("-" when none) and
+ * "ok" or the error's name. Tab-separated, no header; f stays the caller's. */
+void lg_stats_trace(struct lg_stats *st, FILE *f);
+
 /* Prints the summary as key=value lines: measured seconds, rates, latency
  * percentiles, errors by kind, the generator's own lateness, then one
  * "node NAME count share" line per node. */
