@@ -6,7 +6,8 @@
  * functions of it and of their per-worker state, so tests drive them alone.
  *
  *   weighted    power of two choices: two draws in proportion to weight, keep
- *               the one with the lower active/weight (cross-multiplied)
+ *               the one with the lower active/weight (cross-multiplied); a
+ *               tie by lot, in proportion to the squared weights
  *   leastconn   lowest active count, weights ignored (metric-blind, like
  *               HAProxy leastconn with equal weights); ties rotate
  *   roundrobin  next candidate in turn, weights ignored (metric-blind)

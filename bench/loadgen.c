@@ -54,7 +54,7 @@
 
 struct lg lg;
 static unsigned bucket_ms = 1000;
-static const char *exec_cmd; /* --exec-at */
+static const char *exec_cmd;   /* --exec-at */
 static const char *trace_path; /* --trace */
 static double exec_at;
 static double t0_unix; /* wall clock at t0, to line the series up with other logs */
@@ -169,24 +169,19 @@ static int parse_exec_at(const char *s)
     return parse_num("exec-at", num, 0, 86400, &exec_at);
 }
 
+static const struct option opts[] = {
+    {"target", required_argument, NULL, 't'},   {"rate", required_argument, NULL, 'r'},
+    {"duration", required_argument, NULL, 'd'}, {"warmup", required_argument, NULL, 'w'},
+    {"keepalive", no_argument, NULL, 'k'},      {"conns", required_argument, NULL, 'c'},
+    {"path", required_argument, NULL, 'p'},     {"host", required_argument, NULL, 'H'},
+    {"timeout", required_argument, NULL, 'T'},  {"max-inflight", required_argument, NULL, 'm'},
+    {"series", required_argument, NULL, 's'},   {"bucket-ms", required_argument, NULL, 'b'},
+    {"exec-at", required_argument, NULL, 'x'},  {"trace", required_argument, NULL, 'R'},
+    {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+};
+
 static int parse_args(int argc, char **argv)
 {
-    static const struct option opts[] = {{"target", required_argument, NULL, 't'},
-                                         {"rate", required_argument, NULL, 'r'},
-                                         {"duration", required_argument, NULL, 'd'},
-                                         {"warmup", required_argument, NULL, 'w'},
-                                         {"keepalive", no_argument, NULL, 'k'},
-                                         {"conns", required_argument, NULL, 'c'},
-                                         {"path", required_argument, NULL, 'p'},
-                                         {"host", required_argument, NULL, 'H'},
-                                         {"timeout", required_argument, NULL, 'T'},
-                                         {"max-inflight", required_argument, NULL, 'm'},
-                                         {"series", required_argument, NULL, 's'},
-                                         {"bucket-ms", required_argument, NULL, 'b'},
-                                         {"exec-at", required_argument, NULL, 'x'},
-                                         {"trace", required_argument, NULL, 'R'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
     double v;
     int o, rc = 0;
 
@@ -387,9 +382,13 @@ static void run(void)
     }
     lg_abort_all();
     lg_stats_trace(lg.stats, NULL);
-    if (trace != NULL && fclose(trace) != 0) {
-        fprintf(stderr, "loadgen: %s: %s\n", trace_path, strerror(errno));
-        exit(1);
+    if (trace != NULL) {
+        int failed = ferror(trace);
+
+        if (fclose(trace) != 0 || failed) {
+            fprintf(stderr, "loadgen: %s: write failed\n", trace_path);
+            exit(1);
+        }
     }
 }
 

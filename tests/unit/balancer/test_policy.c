@@ -256,8 +256,8 @@ Test(weighted, weakest_hardly_chosen_while_others_idle)
         for (s = 0; s < 20000; s++)
             picks[lb_policy_weighted.pick(st, c, 3)]++;
     }
-    fprintf(stderr, "weighted weakest at 1-3, others idle: %u %u %u of 60000\n", picks[0],
-            picks[1], picks[2]);
+    fprintf(stderr, "weighted weakest at 1-3, others idle: %u %u %u of 60000\n", picks[0], picks[1],
+            picks[2]);
     cr_expect_eq(picks[2], 0, "the weakest got %u", picks[2]);
     cr_expect_gt(picks[0], 27000);
     cr_expect_gt(picks[1], 27000);
@@ -307,8 +307,8 @@ Test(weighted, near_equal_nodes_share_idle_ties)
     lb_policy_weighted.state_free(st);
     for (s = 0; s < 3; s++)
         sh[s] = picks[s] / 60000.0;
-    fprintf(stderr, "weighted near-equal idle: %.4f %.4f %.4f (want 0.5247 0.4444 0.0309)\n",
-            sh[0], sh[1], sh[2]);
+    fprintf(stderr, "weighted near-equal idle: %.4f %.4f %.4f (want 0.5247 0.4444 0.0309)\n", sh[0],
+            sh[1], sh[2]);
     cr_expect(fabs(sh[0] - 0.5247) < 0.006, "node 0: %.4f", sh[0]);
     cr_expect(fabs(sh[1] - 0.4444) < 0.006, "node 1: %.4f", sh[1]);
     cr_expect(fabs(sh[2] - 0.0309) < 0.004, "node 2: %.4f", sh[2]);
