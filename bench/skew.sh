@@ -21,7 +21,10 @@
 #      hits-ka      1 KiB hits over a keep-alive pool of BENCH_KA_CONNS
 #    Targets: fulcrum-balancer --policy weighted|leastconn|roundrobin|best
 #    (nodes learnt from the agents, --interval BENCH_INTERVAL) and HAProxy 2.6
-#    leastconn|roundrobin (mode tcp). The X-Cache "from NAME" of every
+#    leastconn|roundrobin (mode tcp), and haproxy-agent: HAProxy leastconn
+#    with weights set by its agent check from the same agents' metrics
+#    (bench/agent_bridge.py in front of a fulcrum-monitor --json, same
+#    interval and weight formula). The X-Cache "from NAME" of every
 #    response gives the node's share, in total and per second.
 # 3. A node that slows mid-run: at BENCH_SLOW_LOAD_PCT % of capacity, after
 #    BENCH_SLOW_BEFORE s, BENCH_HOGS busy loops start inside node A's cgroup;
@@ -49,7 +52,7 @@
 #   BENCH_SETTLE=2            seconds of rest before each run starts its target, so that no
 #                             run begins on the load of the one before (every target alike)
 #   BENCH_WORKLOADS="hits-close heavy-close hits-ka"
-#   BENCH_TARGETS="fulcrum-weighted fulcrum-leastconn fulcrum-roundrobin fulcrum-best haproxy-leastconn haproxy-roundrobin"
+#   BENCH_TARGETS="fulcrum-weighted fulcrum-leastconn fulcrum-roundrobin fulcrum-best haproxy-leastconn haproxy-roundrobin haproxy-agent"
 #   BENCH_SLOW=1              0: skip the slow-node scenario
 #   BENCH_SLOW_TARGETS="fulcrum-weighted haproxy-leastconn"
 #   BENCH_SLOW_LOAD_PCT=50  BENCH_SLOW_BEFORE=15  BENCH_SLOW_AFTER=30  BENCH_HOGS=1
@@ -61,6 +64,8 @@
 #   BENCH_KEEP=0              1: keep the temp dir (configs, logs, raw outputs, and
 #                             every measured request in raw/NAME.trace.tsv)
 #   BENCH_FULCRUM_ARGS=       extra fulcrum-balancer flags (e.g. --weight-cpu-share 1)
+#   BENCH_MONITOR_ARGS=       extra flags of haproxy-agent's fulcrum-monitor (give it the
+#                             same --weight-* flags as BENCH_FULCRUM_ARGS for a fair run)
 #   BENCH_DOC=docs/benchmarks.md   (- to skip)   BENCH_IMG_DIR=docs/img
 # Needs: root (cgroups), bench/deps.sh (haproxy nginx-light python3 gnuplot-nox).
 set -euo pipefail
@@ -78,12 +83,13 @@ WARMUP=${BENCH_WARMUP:-10}
 CAP_S=${BENCH_CAP_SECONDS:-5}
 CAP_CONNS=${BENCH_CAP_CONNS:-48}
 FULCRUM_ARGS=${BENCH_FULCRUM_ARGS:-}
+MONITOR_ARGS=${BENCH_MONITOR_ARGS:-}
 KA_CONNS=${BENCH_KA_CONNS:-32}
 PASS_SIZE=${BENCH_PASS_SIZE:-16384}
 INTERVAL=${BENCH_INTERVAL:-1}
 SETTLE=${BENCH_SETTLE:-2}
 WORKLOADS=${BENCH_WORKLOADS:-hits-close heavy-close hits-ka}
-TARGETS=${BENCH_TARGETS:-fulcrum-weighted fulcrum-leastconn fulcrum-roundrobin fulcrum-best haproxy-leastconn haproxy-roundrobin}
+TARGETS=${BENCH_TARGETS:-fulcrum-weighted fulcrum-leastconn fulcrum-roundrobin fulcrum-best haproxy-leastconn haproxy-roundrobin haproxy-agent}
 SLOW=${BENCH_SLOW:-1}
 SLOW_TARGETS=${BENCH_SLOW_TARGETS:-fulcrum-weighted haproxy-leastconn}
 SLOW_PCT=${BENCH_SLOW_LOAD_PCT:-50}
@@ -102,7 +108,8 @@ cmd="bench/skew.sh"
 for v in WORKERS BENCH_CPU BENCH_C_DIV BENCH_PERIOD_US BENCH_LOAD_PCT BENCH_SECONDS BENCH_WARMUP \
          BENCH_CAP_SECONDS BENCH_CAP_CONNS BENCH_KA_CONNS BENCH_PASS_SIZE BENCH_INTERVAL \
          BENCH_WORKLOADS BENCH_TARGETS BENCH_SLOW BENCH_SLOW_TARGETS BENCH_SLOW_LOAD_PCT \
-         BENCH_SLOW_BEFORE BENCH_SLOW_AFTER BENCH_HOGS BENCH_PORT_BASE BENCH_GROUP; do
+         BENCH_SLOW_BEFORE BENCH_SLOW_AFTER BENCH_HOGS BENCH_PORT_BASE BENCH_GROUP BENCH_FULCRUM_ARGS \
+         BENCH_MONITOR_ARGS; do
   [ -n "${!v:-}" ] && cmd="$v='${!v}' $cmd"
 done
 
@@ -336,7 +343,7 @@ for w in $WORKLOADS; do wl_args "$w" >/dev/null; done
 for t in $TARGETS $SLOW_TARGETS; do
   case $t in
     fulcrum-weighted | fulcrum-leastconn | fulcrum-roundrobin | fulcrum-best) ;;
-    haproxy-leastconn | haproxy-roundrobin) ;;
+    haproxy-leastconn | haproxy-roundrobin | haproxy-agent) ;;
     *) die "unknown target '$t'" ;;
   esac
 done
@@ -363,10 +370,11 @@ P_PORT=([0]=$((BASE + 11)) [1]=$((BASE + 12)) [2]=$((BASE + 13)))
 LB_PORT=$((BASE + 30))
 ADMIN_PORT=$((BASE + 31))
 HA_PORT=$((BASE + 40))
+BRIDGE_PORT=$((BASE + 44))
 R_PORT=([0]=$((BASE + 41)) [1]=$((BASE + 42)) [2]=$((BASE + 43)))
 HA_MAXCONN=8000 # fulcrum-balancer's default --maxconn; HAProxy needs 2 fds each
 NODES=(A B C)
-for p in "$O_PORT" "${N_PORT[@]}" "${P_PORT[@]}" "$LB_PORT" "$ADMIN_PORT" "$HA_PORT" "${R_PORT[@]}"; do
+for p in "$O_PORT" "${N_PORT[@]}" "${P_PORT[@]}" "$LB_PORT" "$ADMIN_PORT" "$HA_PORT" "${R_PORT[@]}" "$BRIDGE_PORT"; do
   need_free "$p"
 done
 
@@ -454,6 +462,7 @@ cpu_delta() {
 
 # ---------------------------------------------------------------- targets
 TPID=""
+BRIDGE_PID=""
 start_target() {
   local t=$1 pol=${1#*-}
   case $t in
@@ -482,6 +491,27 @@ while time.time() < deadline:
     time.sleep(0.2)
 sys.exit(1)
 EOF
+      ;;
+    haproxy-agent)
+      # Weights from the agents through HAProxy's agent check: a
+      # fulcrum-monitor (same agents, interval and weight formula as the
+      # balancer's embedded one) behind bench/agent_bridge.py.
+      start "$t-bridge" rest python3 "$here/agent_bridge.py" --listen "127.0.0.1:$BRIDGE_PORT" \
+        --expect node-A --expect node-B --expect node-C -- \
+        "$BUILD_DIR/monitor/fulcrum-monitor" --key "$tmp/key" --group "$GROUP" \
+        --interval "$INTERVAL" --json ${MONITOR_ARGS:+$MONITOR_ARGS}
+      BRIDGE_PID=$LAST
+      wait_port "$t-bridge" "$BRIDGE_PID" "$BRIDGE_PORT"
+      fill "$here/conf/haproxy-skew-agent.cfg.in" "$tmp/$t.cfg" WORKERS="$WORKERS" \
+        MAXCONN="$HA_MAXCONN" PORT="$HA_PORT" AGENT_PORT="$BRIDGE_PORT" SOCK="$tmp/$t.sock" \
+        INTER="$(awk -v i="$INTERVAL" 'BEGIN { printf "%dms", i * 1000 }')" \
+        B1="${N_PORT[0]}" B2="${N_PORT[1]}" B3="${N_PORT[2]}"
+      start "$t" rest haproxy -db -f "$tmp/$t.cfg"
+      TPID=$LAST
+      TPORT=$HA_PORT
+      wait_port "$t" "$TPID" "$TPORT"
+      # Ready once HAProxy has asked for, and got, a weight for every node.
+      wait_for "$t-bridge" "$BRIDGE_PID" "agent_bridge: ready"
       ;;
     haproxy-*)
       fill "$here/conf/haproxy-skew.cfg.in" "$tmp/$t.cfg" WORKERS="$WORKERS" MAXCONN="$HA_MAXCONN" \
@@ -543,6 +573,10 @@ run_load() {
   cpu_delta "$c0" "$c1" >>"$raw/$name.txt"
   echo "loadavg=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$raw/$name.txt"
   stop_poller
+  if [ "$t" = haproxy-agent ]; then # the weights HAProxy was using at the end
+    python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b"show servers state be\n"); sys.stdout.write(s.makefile().read())' \
+      "$tmp/$t.sock" >"$raw/$name.servers.txt" 2>/dev/null || true
+  fi
   if [[ "$t" == fulcrum-* ]]; then
     python3 -c 'import http.client,sys; c=http.client.HTTPConnection("127.0.0.1",int(sys.argv[1]),timeout=2); c.request("GET","/status.json"); sys.stdout.write(c.getresponse().read().decode())' \
       "$ADMIN_PORT" >"$raw/$name.status.json" 2>/dev/null || true
@@ -550,6 +584,11 @@ run_load() {
   kill -0 "$TPID" 2>/dev/null || PROBLEMS+=("$name: $t died during the run (see $tmp/$t.log)")
   stop_pid "$TPID"
   cp "$tmp/$t.log" "$raw/$name.target.log" 2>/dev/null || true
+  if [ -n "$BRIDGE_PID" ]; then
+    stop_pid "$BRIDGE_PID"
+    BRIDGE_PID=""
+    cp "$tmp/$t-bridge.log" "$raw/$name.bridge.log" 2>/dev/null || true
+  fi
   say "$name: $(grep -E '^(throughput_rps|lat_p50_us|lat_p99_us|lat_p999_us|errors)=' "$raw/$name.txt" |
     tr '\n' ' ')$(grep '^node ' "$raw/$name.txt" | awk '{printf "%s %.1f%% ", $2, 100 * $4}')"
 }
