@@ -238,6 +238,19 @@ Test(weighted, distinct_draws_exact_distribution)
     cr_expect_eq(sh[2], 0.0);
 }
 
+/* How many of 20000 weighted picks over three candidates (weights w, counts
+ * active, frozen) go to node `node`. */
+static unsigned picks_of(void *st, const unsigned *w, const unsigned *active, unsigned node)
+{
+    struct lb_cand c[3];
+    unsigned got = 0, s;
+
+    cands(c, w, active, 3);
+    for (s = 0; s < 20000; s++)
+        got += lb_policy_weighted.pick(st, c, 3) == node;
+    return got;
+}
+
 /* The skewed cluster: a node with a tiny weight is never chosen while both
  * others are idle and it holds a connection (it loses every pair on load),
  * and hardly ever while it is idle too: it is always drawn with one of them
@@ -264,21 +277,15 @@ Test(weighted, weakest_hardly_chosen_while_others_idle)
     /* all idle: P(the pair holds node 2) = 0.0873, and it wins 1/257 of
      * those ties: 0.034 %, about 7 of 20000 (by weight it would be 8.7 %
      * of those pairs, 1747, and the heavier-wins rule gave it 0) */
-    unsigned idle[] = {0, 0, 0};
+    static const unsigned idle[] = {0, 0, 0};
 
-    picks[2] = 0;
-    cands(c, w, idle, 3);
-    for (s = 0; s < 20000; s++)
-        picks[2] += lb_policy_weighted.pick(st, c, 3) == 2;
+    picks[2] = picks_of(st, w, idle, 2);
     fprintf(stderr, "weighted weakest, all idle: %u of 20000\n", picks[2]);
     cr_expect_lt(picks[2], 30, "the weakest got %u", picks[2]);
     /* once both others hold a connection, the weakest at 0 wins its pairs */
-    unsigned busy[] = {1, 1, 0};
+    static const unsigned busy[] = {1, 1, 0};
 
-    picks[2] = 0;
-    cands(c, w, busy, 3);
-    for (s = 0; s < 20000; s++)
-        picks[2] += lb_policy_weighted.pick(st, c, 3) == 2;
+    picks[2] = picks_of(st, w, busy, 2);
     fprintf(stderr, "weighted weakest, others at 1: %u of 20000\n", picks[2]);
     /* P(the pair holds node 2) = 16/528 + 2 * 256/528 * 16/272 = 0.0873 */
     cr_expect(picks[2] > 1600 && picks[2] < 1900, "the weakest got %u", picks[2]);
