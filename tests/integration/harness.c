@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -402,6 +403,26 @@ static void h_write_key(const char *dir, const char *name)
     close(fd);
 }
 
+/* The directories h_make_keys made in this test process; removed, with
+ * whatever the test put in them, when it exits. */
+static char h_keydirs[8][64];
+static size_t h_nkeydirs;
+
+static int h_rm_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+    (void)sb;
+    (void)type;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static void h_rm_keydirs(void)
+{
+    for (size_t i = 0; i < h_nkeydirs; i++)
+        nftw(h_keydirs[i], h_rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
 const char *h_make_keys(void)
 {
     static char dir[64];
@@ -410,6 +431,9 @@ const char *h_make_keys(void)
     cr_assert_not_null(mkdtemp(dir));
     h_write_key(dir, "key");
     h_write_key(dir, "otherkey");
+    if (h_nkeydirs < sizeof(h_keydirs) / sizeof(h_keydirs[0]) &&
+        (h_nkeydirs > 0 || atexit(h_rm_keydirs) == 0))
+        memcpy(h_keydirs[h_nkeydirs++], dir, sizeof(dir));
     return dir;
 }
 

@@ -67,7 +67,8 @@ int h_reap(struct h_proc *p, int timeout_ms);
 unsigned h_free_udp_port(void);
 
 /* A directory under /tmp with a mode 0600 cluster key "key" of 32 random
- * bytes, and a second "otherkey". Returns the directory path (static). */
+ * bytes, and a second "otherkey". Returns the directory path (static). The
+ * directory and all in it are removed when the test process exits. */
 const char *h_make_keys(void);
 
 /* A TCP listener on 127.0.0.1:0 served by a child that accepts and closes.
