@@ -158,6 +158,9 @@ static void prom_balancer(struct admin_view_buf *b, const struct lb_admin_ctx *c
     prom_sample(b, "fulcrum_refused_total", "reason", "emfile", ctr_get(&ctr->refused_emfile));
     prom_global(b, "fulcrum_retries_total", "counter", "Connects retried on another node.",
                 ctr_get(&ctr->retries));
+    prom_global(b, "fulcrum_connects_at_once_total", "counter",
+                "Connects to a node done within connect(2) (a node on this host): relayed at once.",
+                ctr_get(&ctr->connects_at_once));
     prom_global(b, "fulcrum_panic_picks_total", "counter",
                 "Nodes chosen in panic mode (too few eligible nodes).", ctr_get(&ctr->panic_picks));
     prom_family(b, "fulcrum_connections_ended_total", "counter",

@@ -499,6 +499,7 @@ static cJSON *json_balancer(const struct lb_admin_ctx *ctx, const struct admin_v
     json_u64(o, "refused_maxconn", ctr_get(&ctr->refused_maxconn));
     json_u64(o, "refused_emfile", ctr_get(&ctr->refused_emfile));
     json_u64(o, "retries", ctr_get(&ctr->retries));
+    json_u64(o, "connects_at_once", ctr_get(&ctr->connects_at_once));
     json_u64(o, "panic_picks", ctr_get(&ctr->panic_picks));
     json_u64(o, "active", atomic_load_explicit(&ctr->active, memory_order_relaxed));
     json_u64(o, "bytes_in", ctr_get(&ctr->bytes_in));

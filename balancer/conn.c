@@ -3,7 +3,9 @@
  * Design notes.
  * State machine (enum lb_conn_state): CONNECTING while a non-blocking
  * connect to the chosen node is in flight (a failure or timeout counts
- * against that node and the next try goes to another one); RELAY once
+ * against that node and the next try goes to another one; a connect the
+ * kernel finished inside connect(2), as to a node on this host, goes
+ * straight on); RELAY once
  * connected, until both directions have ended; ABORTING when one side
  * reset: what it sent is delivered first (a source error only ends its
  * direction once the pipe or leftover is drained), the kernel is left to
@@ -43,8 +45,10 @@
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
-#define LB_PUMP_ROUNDS  16         /* moves per direction per event, for fairness */
-#define LB_SPLICE_CHUNK (1u << 20) /* bytes asked of one splice */
+#define LB_PUMP_ROUNDS    16         /* moves per direction per event, for fairness */
+#define LB_SPLICE_CHUNK   (1u << 20) /* bytes asked of one splice */
+#define LB_AT_ONCE_MISSES 8          /* see lb_conn_connected_at_once */
+#define LB_AT_ONCE_PROBE  64
 
 enum lb_conn_state {
     LB_CONN_CONNECTING = 0, /* accepted; a connect to c->node is in flight */
@@ -503,6 +507,14 @@ static void lb_conn_failed_try(struct lb_conn *c)
     lb_conn_try(c);
 }
 
+/* The connect to c->node succeeded. */
+static void lb_conn_connected(struct lb_conn *c)
+{
+    lb_node_connect_ok(c->node);
+    atomic_fetch_add_explicit(&c->node->conns_total, 1, memory_order_relaxed);
+    lb_conn_relay(c);
+}
+
 static void lb_connect_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct lb_conn *c = container_of(w, struct lb_conn, sio);
@@ -511,9 +523,35 @@ static void lb_connect_cb(struct ev_loop *loop, ev_io *w, int revents)
         lb_conn_failed_try(c);
         return;
     }
-    lb_node_connect_ok(c->node);
-    atomic_fetch_add_explicit(&c->node->conns_total, 1, memory_order_relaxed);
-    lb_conn_relay(c);
+    lb_conn_connected(c);
+}
+
+/* Was the connect to c->node done by the time connect(2) returned? To a
+ * node on this host (loopback, the host's own addresses) the kernel runs
+ * the whole handshake inside connect(2), which still says EINPROGRESS: a
+ * getpeername(2) that succeeds spares the wait for writability (an
+ * epoll_ctl, a loop turn and a getsockopt per connection). After
+ * LB_AT_ONCE_MISSES connects in a row that were not (a remote node), a
+ * worker looks only 1 in LB_AT_ONCE_PROBE times, so such a node costs
+ * next to nothing. A refused or reset connect fails getpeername too and
+ * takes the usual path, where SO_ERROR says why. */
+static bool lb_conn_connected_at_once(struct lb_conn *c)
+{
+    _Atomic unsigned *run = &c->node->connect_async_run;
+    unsigned misses = atomic_load_explicit(run, memory_order_relaxed);
+    struct sockaddr_in sa;
+    socklen_t sl = sizeof(sa);
+
+    if (misses >= LB_AT_ONCE_MISSES && ++c->w->at_once_skips % LB_AT_ONCE_PROBE)
+        return false;
+    if (getpeername(c->sfd, (struct sockaddr *)&sa, &sl) == 0) {
+        if (misses)
+            atomic_store_explicit(run, 0, memory_order_relaxed);
+        return true;
+    }
+    if (misses < LB_AT_ONCE_MISSES)
+        atomic_store_explicit(run, misses + 1, memory_order_relaxed);
+    return false;
 }
 
 static void lb_connect_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -550,9 +588,14 @@ static void lb_conn_try(struct lb_conn *c)
         lb_conn_close(c, LB_END_CONNECT_FAILED);
         return;
     }
-    if (c->sfd < 0) { /* refused at once (loopback) or unreachable */
+    if (c->sfd < 0) { /* failed at once (no route, unreachable) */
         c->sfd = -1;
         lb_conn_failed_try(c);
+        return;
+    }
+    if (lb_conn_connected_at_once(c)) {
+        atomic_fetch_add_explicit(&w->sh->ctr.connects_at_once, 1, memory_order_relaxed);
+        lb_conn_connected(c);
         return;
     }
     ev_io_init(&c->sio, lb_connect_cb, c->sfd, EV_WRITE);
@@ -564,7 +607,6 @@ static void lb_conn_try(struct lb_conn *c)
 void lb_conn_accepted(struct lb_worker *w, int cfd, const struct sockaddr_in *peer)
 {
     struct lb_conn *c = xcalloc(1, sizeof(*c));
-    int one = 1;
 
     c->w = w;
     c->state = LB_CONN_CONNECTING;
@@ -574,8 +616,7 @@ void lb_conn_accepted(struct lb_worker *w, int cfd, const struct sockaddr_in *pe
     c->up.pipe = c->down.pipe = (struct lb_pipe){-1, -1, 0};
     c->start = ev_now(w->loop);
     ev_init(&c->cio, lb_client_cb);
-    ev_io_set(&c->cio, cfd, 0);
-    setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    ev_io_set(&c->cio, cfd, 0); /* TCP_NODELAY: from the listener (net_tcp_listen) */
     c->next = w->conns;
     if (w->conns)
         w->conns->prev = c;

@@ -23,10 +23,11 @@ enum lb_end {
 
 struct lb_counters {
     _Atomic uint64_t accepted;
-    _Atomic uint64_t refused_maxconn; /* closed at once: --maxconn reached */
-    _Atomic uint64_t refused_emfile;  /* closed at once: out of file descriptors */
-    _Atomic uint64_t retries;         /* connects retried on another node */
-    _Atomic uint64_t panic_picks;     /* choices made in panic mode */
+    _Atomic uint64_t refused_maxconn;  /* closed at once: --maxconn reached */
+    _Atomic uint64_t refused_emfile;   /* closed at once: out of file descriptors */
+    _Atomic uint64_t retries;          /* connects retried on another node */
+    _Atomic uint64_t connects_at_once; /* connected within connect(2): no wait for writability */
+    _Atomic uint64_t panic_picks;      /* choices made in panic mode */
     _Atomic uint64_t ended[LB_END_MAX];
     _Atomic uint64_t bytes_in, bytes_out;
     _Atomic unsigned active; /* client connections open now */

@@ -72,6 +72,10 @@ struct lb_node {
     _Atomic uint64_t bytes_out; /* node -> client */
     _Atomic uint64_t connect_failures;
     _Atomic uint64_t ejections;
+    /* Connects in a row that were still in progress when connect(2)
+     * returned (conn.c: a node on this host is usually connected by then).
+     * Workers write, relaxed; only a change is written. */
+    _Atomic unsigned connect_async_run;
 };
 
 /* An immutable snapshot of the node set, for workers. */

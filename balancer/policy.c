@@ -156,5 +156,8 @@ void lb_node_connect_failed(struct lb_node *n, unsigned max_fails, uint64_t ejec
 
 void lb_node_connect_ok(struct lb_node *n)
 {
-    atomic_store_explicit(&n->consec_failures, 0, memory_order_relaxed);
+    /* Read first: a store on every connect would bounce the line between
+     * the workers' cores for nothing. */
+    if (atomic_load_explicit(&n->consec_failures, memory_order_relaxed))
+        atomic_store_explicit(&n->consec_failures, 0, memory_order_relaxed);
 }

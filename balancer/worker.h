@@ -54,6 +54,7 @@ struct lb_worker {
     ev_timer resume;               /* restarts accepting after a pause (out of fds) */
     _Atomic bool listeners_closed; /* a stop took in the accept queue and closed them */
     int reserve_fd;                /* released to accept-and-close on EMFILE */
+    unsigned at_once_skips;        /* conn.c: connects not looked at (lb_conn_connected_at_once) */
     struct lb_picker picker;
     struct lb_pipe_pool pipes;
     struct lb_conn *conns; /* all open connections, doubly linked */

@@ -732,7 +732,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
     for (int i = 0; i < ACCEPT_BURST; i++) {
         struct sockaddr_in peer;
         socklen_t plen = sizeof(peer);
-        int one = 1, fd;
+        int fd;
         struct http_conn *c;
 
         fd = accept4(s->fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -749,8 +749,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
             close(fd);
             continue;
         }
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        c = xcalloc(1, sizeof(*c));
+        c = xcalloc(1, sizeof(*c)); /* TCP_NODELAY: from the listener */
         c->srv = s;
         c->fd = fd;
         c->peer = peer;

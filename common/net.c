@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -196,6 +197,9 @@ int net_tcp_listen(const struct sockaddr_in *addr, bool reuseport, int backlog, 
         return net_fail(fd, "SO_REUSEADDR", err, errlen);
     if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1)
         return net_fail(fd, "SO_REUSEPORT", err, errlen);
+    /* Before listen(): the accepted sockets are copies of this one. */
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
+        return net_fail(fd, "TCP_NODELAY", err, errlen);
     snprintf(what, sizeof(what), "bind %s", net_ntop(addr, a));
     if (bind(fd, (const struct sockaddr *)addr, sizeof(*addr)) == -1)
         return net_fail(fd, what, err, errlen);

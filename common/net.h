@@ -56,8 +56,9 @@ int net_recv_burst(int fd, char *buf, size_t cap, int burst, net_dgram_cb cb, vo
 unsigned net_local_port(int fd);
 
 /* A listening TCP socket on addr (SO_REUSEADDR; SO_REUSEPORT when
- * reuseport, so each worker thread can have its own). Returns the fd or
- * -errno with err filled. */
+ * reuseport, so each worker thread can have its own). It has TCP_NODELAY,
+ * which Linux copies to every socket accepted from it: no setsockopt per
+ * connection. Returns the fd or -errno with err filled. */
 int net_tcp_listen(const struct sockaddr_in *addr, bool reuseport, int backlog, char *err,
                    size_t errlen);
 

@@ -16,6 +16,8 @@ static void make_key(size_t len, mode_t mode)
     char buf[8192];
     int fd;
 
+    if (path[0]) /* a test that makes a second key: drop the first */
+        unlink(path);
     snprintf(path, sizeof(path), "/tmp/fulcrum-key-XXXXXX");
     fd = mkstemp(path);
     cr_assert_neq(fd, -1);
@@ -29,6 +31,7 @@ static void done(void)
 {
     if (path[0])
         unlink(path);
+    path[0] = 0;
 }
 
 TestSuite(key, .fini = done);
