@@ -62,7 +62,8 @@
 #   BENCH_BUILD=1             0: use the binaries already in BENCH_BUILD_DIR
 #   BENCH_BUILD_DIR=build/release
 #   BENCH_KEEP=0              1: keep the temp dir (configs, logs, raw outputs, and
-#                             every measured request in raw/NAME.trace.tsv)
+#                             every measured request in raw/NAME.trace.tsv, which the
+#                             report reads for each node's tail)
 #   BENCH_FULCRUM_ARGS=       extra fulcrum-balancer flags (e.g. --weight-cpu-share 1)
 #   BENCH_MONITOR_ARGS=       extra flags of haproxy-agent's fulcrum-monitor (give it the
 #                             same --weight-* flags as BENCH_FULCRUM_ARGS for a fair run)
@@ -557,9 +558,8 @@ PROBLEMS=()
 # run_load NAME TARGET RATE SECONDS WARMUP [loadgen args...]: one loadgen run
 # through TARGET (started fresh, stopped after), outputs in $raw/NAME.*.
 run_load() {
-  local name=$1 t=$2 rate=$3 secs=$4 warm=$5 c0 c1 trace=()
+  local name=$1 t=$2 rate=$3 secs=$4 warm=$5 c0 c1
   shift 5
-  [ "$KEEP" = 1 ] && trace=(--trace "$raw/$name.trace.tsv")
   sleep "$SETTLE" # the nodes at rest: the run before (or the capacity run) has ended
   start_target "$t"
   [[ "$t" == fulcrum-* ]] && start_poller "$raw/$name.weights.tsv"
@@ -567,7 +567,7 @@ run_load() {
   c0=$(cpu_snap)
   # shellcheck disable=SC2068
   run_fg "${INCG[@]}" "$LOADGEN" --target "127.0.0.1:$TPORT" --rate "$rate" --duration "$secs" \
-    --warmup "$warm" --series "$raw/$name.series.tsv" "${trace[@]}" "$@" >"$raw/$name.txt" 2>"$raw/$name.err" ||
+    --warmup "$warm" --series "$raw/$name.series.tsv" --trace "$raw/$name.trace.tsv" "$@" >"$raw/$name.txt" 2>"$raw/$name.err" ||
     PROBLEMS+=("$name: loadgen exited $?: $(head -c 300 "$raw/$name.err")")
   c1=$(cpu_snap)
   cpu_delta "$c0" "$c1" >>"$raw/$name.txt"

@@ -4,8 +4,8 @@
 Usage: skew_report.py RAW_DIR META_FILE [--doc docs/benchmarks.md --img-dir docs/img]
 
 Reads the loadgen outputs (RAW_DIR/*.txt: key=value lines and "node NAME
-COUNT SHARE" lines; *.series.tsv; *.weights.tsv from the balancer's admin
-port), prints the markdown tables, and with --doc writes PNG plots (gnuplot)
+COUNT SHARE" lines; *.series.tsv; *.trace.tsv, one line per measured request;
+*.weights.tsv from the balancer's admin port), prints the markdown tables, and with --doc writes PNG plots (gnuplot)
 into --img-dir and the generated block between the skew markers of the doc
 (the whole section is appended when the markers are missing).
 """
@@ -127,6 +127,48 @@ def run_table(raw, w, targets):
             f"{int(num(kv, 'errors'))} | {sh[0]:.1f} / {sh[1]:.1f} / {sh[2]:.1f} | {cuse:.0f} % | "
             f"{r99} | {rthr} | {num(kv, 'foreign_cores'):.2f} |")
     return lines, rows, ref
+
+
+def pct(sorted_v, p):
+    return sorted_v[min(len(sorted_v) - 1, int(p * len(sorted_v)))] if sorted_v else 0
+
+
+STALL_US = 10000  # a request this slow waited out a throttled CFS period (or worse)
+
+
+def tail_table(raw, w, targets):
+    """Where each config's tail comes from, from its trace: every node's own
+    p99 and p99.9, and the requests slower than STALL_US by node, as a share
+    of all requests. Over 1 % there, they set the config's p99."""
+    lines = [f"Where the tail of **{w}** is, by node (from every measured request):",
+             "",
+             "| config | p99 A / B / C ms | p99.9 A / B / C ms | over 10 ms on A / B / C, % of all requests |",
+             "| --- | --- | --- | --- |"]
+    found = False
+    for t in targets:
+        p = os.path.join(raw, f"{w}.{t}.trace.tsv")
+        if not os.path.exists(p):
+            continue
+        by = {n: [] for n in NODES}
+        total = 0
+        with open(p) as f:
+            for line in f:
+                parts = line.split("\t")
+                if len(parts) < 3:
+                    continue
+                total += 1
+                if parts[2] in by:
+                    by[parts[2]].append(int(parts[1]))
+        if not total:
+            continue
+        found = True
+        for v in by.values():
+            v.sort()
+        stall = [100.0 * sum(1 for x in by[n] if x > STALL_US) / total for n in NODES]
+        lines.append(f"| {t} | {' / '.join(ms(pct(by[n], 0.99)) for n in NODES)} | "
+                     f"{' / '.join(ms(pct(by[n], 0.999)) for n in NODES)} | "
+                     f"{' / '.join(f'{s:.2f}' for s in stall)} |")
+    return lines if found else []
 
 
 def verdict(w, rows, ref):
@@ -325,6 +367,8 @@ def main():
     for w in wls:
         lines, rows, ref = run_table(a.raw, w, targets)
         out += [""] + lines
+        tail = tail_table(a.raw, w, targets)
+        out += [""] + tail if tail else []
         verdicts += verdict(w, rows, ref)
     if verdicts:
         out += ["", "Target (fulcrum `weighted` against HAProxy `leastconn`, same run):", ""] + verdicts
