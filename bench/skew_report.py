@@ -4,10 +4,11 @@
 Usage: skew_report.py RAW_DIR META_FILE [--doc docs/benchmarks.md --img-dir docs/img]
 
 Reads the loadgen outputs (RAW_DIR/*.txt: key=value lines and "node NAME
-COUNT SHARE" lines; *.series.tsv; *.trace.tsv, one line per measured request;
-*.weights.tsv from the balancer's admin port), prints the markdown tables, and with --doc writes PNG plots (gnuplot)
-into --img-dir and the generated block between the skew markers of the doc
-(the whole section is appended when the markers are missing).
+COUNT SHARE" lines; *.series.tsv; *.trace.tsv, one line per measured
+request; *.weights.tsv from the balancer's admin port), prints the markdown
+tables, and with --doc writes PNG plots (gnuplot) into --img-dir and the
+generated block between the skew markers of the doc (the whole section is
+appended when the markers are missing).
 """
 import argparse
 import os
