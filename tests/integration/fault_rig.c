@@ -437,6 +437,37 @@ void fr_load_await_progress(struct fr_load *l, int64_t after)
     }
 }
 
+void fr_load_await_every_node(struct fr_load *l)
+{
+    int64_t deadline = fr_now_us() + (int64_t)FR_WAIT_MS * 1000;
+    size_t seen[FR_THREADS_MAX] = {0};
+    bool served[FR_NODES_MAX] = {false};
+    size_t missing = l->nnames;
+
+    cr_assert_leq(l->nnames, FR_NODES_MAX);
+    for (;;) {
+        for (int i = 0; i < l->nthreads; i++) {
+            const struct fr_thread *t = &l->t[i];
+            size_t n = fr_thread_done(t);
+
+            for (; seen[i] < n; seen[i]++) {
+                const struct fr_req *r = &t->req[seen[i]];
+
+                if (r->outcome == FR_OK && r->node >= 0 && (size_t)r->node < l->nnames &&
+                    !served[r->node]) {
+                    served[r->node] = true;
+                    missing--;
+                }
+            }
+        }
+        if (!missing)
+            return;
+        for (size_t k = 0; k < l->nnames; k++)
+            cr_assert(served[k] || fr_now_us() < deadline, "%s has served no request", l->names[k]);
+        fr_pause_ms(10);
+    }
+}
+
 void fr_load_stop(struct fr_load *l)
 {
     atomic_store(&l->stop, true);

@@ -167,6 +167,9 @@ void fr_load_start(struct fr_load *l, unsigned port, int nthreads, int pace_us, 
 /* Waits until every thread has finished at least one request after `after`
  * (fr_now_us): the load runs. */
 void fr_load_await_progress(struct fr_load *l, int64_t after);
+/* Waits until each of the load's nodes (names[]) has answered at least one
+ * request with the right body: a fault on a node hits a node in use. */
+void fr_load_await_every_node(struct fr_load *l);
 void fr_load_stop(struct fr_load *l);
 void fr_load_free(struct fr_load *l);
 

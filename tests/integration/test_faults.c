@@ -37,6 +37,7 @@ static void start(void)
     fr_cluster_start(&c, 3, CHECK_KIND, NULL, NULL);
     fr_load_start(&load, c.lb.port, THREADS, PACE_US, "/obj/", c.names, c.n);
     fr_load_await_progress(&load, fr_now_us());
+    fr_load_await_every_node(&load);
 }
 
 static void finish(void)
