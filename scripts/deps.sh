@@ -3,14 +3,16 @@
 # Usage: scripts/deps.sh [build|test|demo|bench|fuzz]...   (default: build)
 set -euo pipefail
 
-build=(cmake make gcc pkg-config libev-dev libstatgrab-dev libcjson-dev libsodium-dev
+build=(cmake make gcc libc6-dev pkg-config  # libc6-dev: gcc only recommends it
+       libev-dev libstatgrab-dev libcjson-dev libsodium-dev
        libinih-dev uthash-dev libhttp-parser-dev libsystemd-dev
        help2man)          # man pages from --help (cmake/Packaging.cmake)
 test=(libcriterion-dev clang-format iproute2 ansible-core ansible-lint yamllint
       python3 curl jq    # python3, curl, jq: tests/integration/test_netns*.sh
       valgrind           # tests/valgrind.sh (the valgrind stage of scripts/test.sh)
       chromium           # tests/integration/test_status_page.c
-      dpkg-dev systemd python3-jinja2 python3-yaml)   # tests/packaging/test_package.sh
+      dpkg-dev file man-db systemd python3-jinja2 python3-yaml)   # tests/packaging/test_package.sh
+      # (file: CPack's shlibdeps; man-db: systemd-analyze verify runs man)
 demo=(python3 wrk)
 bench=(haproxy nginx-light libnginx-mod-stream varnish wrk procps python3 gnuplot-nox
        linux-perf strace)   # BENCH_PROFILE=1 of bench/run.sh
