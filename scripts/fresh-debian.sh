@@ -32,7 +32,14 @@ cleanup() {
   findmnt -rn -o TARGET | sort -r | while read -r m; do
     case $m in "$ROOT" | "$ROOT"/*) umount -l "$m" || true ;; esac
   done
-  if [ "${FRESH_KEEP:-0}" != 1 ] && [ -z "$given" ]; then rm -rf "$ROOT"; fi
+  if [ "${FRESH_KEEP:-0}" != 1 ] && [ -z "$given" ]; then
+    # Never with a mount left inside: /dev and /sys are the host's own.
+    if findmnt -rn -o TARGET | grep -qF "$ROOT"; then
+      echo "fresh-debian.sh: mounts left under $ROOT, not removing it" >&2
+    else
+      rm -rf --one-file-system "$ROOT"
+    fi
+  fi
   exit "$rc"
 }
 trap cleanup EXIT
