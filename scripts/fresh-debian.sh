@@ -24,6 +24,7 @@ SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 given=${2:-}
 ROOT=${given:-$(mktemp -d "${TMPDIR:-/tmp}/fulcrum-fresh.XXXXXX")}
 mkdir -p "$ROOT" && ROOT=$(cd "$ROOT" && pwd)
+chmod 0755 "$ROOT" # the new / (mktemp made it 0700: no user but root could open a file)
 mirror=${FRESH_MIRROR:-http://deb.debian.org/debian}
 
 cleanup() {
