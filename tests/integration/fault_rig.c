@@ -490,7 +490,7 @@ void fr_load_sum(const struct fr_load *l, int64_t from_us, int64_t to_us, struct
     memset(s, 0, sizeof(*s));
     s->first_fail_start = s->last_fail_start = -1;
     for (int i = 0; i < l->nthreads; i++) {
-        for (size_t j = 0; j < l->t[i].n; j++) {
+        for (size_t j = 0, n = fr_thread_done(&l->t[i]); j < n; j++) {
             const struct fr_req *r = &l->t[i].req[j];
 
             if (r->start_us < from_us || r->start_us >= to_us)
@@ -519,7 +519,7 @@ int64_t fr_load_first_ok(const struct fr_load *l, int64_t after)
     int64_t best = -1;
 
     for (int i = 0; i < l->nthreads; i++) {
-        for (size_t j = 0; j < l->t[i].n; j++) {
+        for (size_t j = 0, n = fr_thread_done(&l->t[i]); j < n; j++) {
             const struct fr_req *r = &l->t[i].req[j];
 
             if (r->start_us >= after && r->outcome == FR_OK && (best < 0 || r->end_us < best))

@@ -181,7 +181,8 @@ struct fr_sum {
     int64_t max_ok_us;                         /* the slowest successful request */
 };
 
-/* Sums the requests that started in [from_us, to_us). */
+/* Sums the requests that started in [from_us, to_us) among those finished
+ * so far (safe while the load runs). */
 void fr_load_sum(const struct fr_load *l, int64_t from_us, int64_t to_us, struct fr_sum *s);
 /* The first request started at or after `after` that succeeded: its end
  * time, or -1. */
