@@ -17,7 +17,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -408,13 +407,13 @@ static int lb_setup_listeners(struct lb_main *lm, int *fds, char *listen_desc, s
             return r;
         for (unsigned w = 0, inherited = 0, shared = 0; w < lm->nworkers; w++) {
             /* A reload adopts the old process's sockets, and their queues. */
-            int fd = lb_inherit_take(&lm->inh, &sa), one = 1;
+            int fd = lb_inherit_take(&lm->inh, &sa);
 
             inherited += fd >= 0;
             /* Clients get TCP_NODELAY from the listener: an older process's
              * socket may not have it (net_tcp_listen sets it on new ones). */
             if (fd >= 0)
-                setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+                net_tcp_nodelay(fd);
 
             /* More workers than the old process had: the extra ones share an
              * inherited socket. A socket of their own would take its share

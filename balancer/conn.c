@@ -29,7 +29,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <linux/sockios.h>
@@ -465,11 +464,10 @@ static void lb_conn_relay(struct lb_conn *c)
 {
     struct ev_loop *loop = c->w->loop;
     const struct lb_shared *sh = c->w->sh;
-    int one = 1;
     bool splice = sh->cfg->splice == LB_SPLICE_ALWAYS;
 
     c->state = LB_CONN_RELAY;
-    setsockopt(c->sfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    net_tcp_nodelay(c->sfd);
     c->up = (struct lb_dir){.from = c->cfd, .to = c->sfd, .pipe = {-1, -1, 0}, .splice = splice};
     c->down = (struct lb_dir){.from = c->sfd, .to = c->cfd, .pipe = {-1, -1, 0}, .splice = splice};
     c->last_client = c->last_server = ev_now(loop);

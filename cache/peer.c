@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -551,11 +550,10 @@ static struct peer_conn *conn_new(struct peer_set *ps, int fd, int slot)
 {
     struct peer_conn *c = xcalloc(1, sizeof(*c));
     double hb = ps->cfg.heartbeat_ms / 1000.0;
-    int one = 1;
 
     /* An announce is a few small frames: without this, Nagle holds the
      * next one while the peer delays its ACK of the last (up to 40 ms). */
-    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
+    if (net_tcp_nodelay(fd) == -1)
         log_warn("peer: TCP_NODELAY: %s", strerror(errno));
     c->ps = ps;
     c->fd = fd;

@@ -184,6 +184,13 @@ unsigned net_local_port(int fd)
     return ntohs(sa.sin_port);
 }
 
+int net_tcp_nodelay(int fd)
+{
+    int one = 1;
+
+    return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
 int net_tcp_listen(const struct sockaddr_in *addr, bool reuseport, int backlog, char *err,
                    size_t errlen)
 {
@@ -198,7 +205,7 @@ int net_tcp_listen(const struct sockaddr_in *addr, bool reuseport, int backlog, 
     if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1)
         return net_fail(fd, "SO_REUSEPORT", err, errlen);
     /* Before listen(): the accepted sockets are copies of this one. */
-    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
+    if (net_tcp_nodelay(fd) == -1)
         return net_fail(fd, "TCP_NODELAY", err, errlen);
     snprintf(what, sizeof(what), "bind %s", net_ntop(addr, a));
     if (bind(fd, (const struct sockaddr *)addr, sizeof(*addr)) == -1)

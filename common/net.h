@@ -55,6 +55,9 @@ int net_recv_burst(int fd, char *buf, size_t cap, int burst, net_dgram_cb cb, vo
 /* Port of a bound socket in host order, or 0 on error. */
 unsigned net_local_port(int fd);
 
+/* TCP_NODELAY on a TCP socket: 0, or -1 with errno set. */
+int net_tcp_nodelay(int fd);
+
 /* A listening TCP socket on addr (SO_REUSEADDR; SO_REUSEPORT when
  * reuseport, so each worker thread can have its own). It has TCP_NODELAY,
  * which Linux copies to every socket accepted from it: no setsockopt per
