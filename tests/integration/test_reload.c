@@ -115,7 +115,7 @@ static struct rl_proc *rl_proc(pid_t pid)
 
 static void rl_line(const char *line)
 {
-    const char *s = strstr(line, "fulcrum-balancer[");
+    const char *s = strstr(line, "fulcrum-balancer["), *e;
     struct rl_proc *p;
 
     if (!s)
@@ -129,6 +129,16 @@ static void rl_line(const char *line)
     }
     if ((s = strstr(line, "reload: new process ")) && strstr(line, " is ready"))
         p->handed_to = (pid_t)strtol(s + 20, NULL, 10);
+    if ((s = strstr(line, "reload: new process ")) && (e = strstr(s, " exited (status "))) {
+        /* Its parent, still draining, reaped it: waitpid here never will. */
+        struct rl_proc *q = rl_proc((pid_t)strtol(s + 20, NULL, 10));
+        int code, sig;
+
+        if (!q->exited && sscanf(e, " exited (status %d, signal %d)", &code, &sig) == 2) {
+            q->exited = true;
+            q->status = code >= 0 ? W_EXITCODE(code, 0) : W_EXITCODE(0, sig);
+        }
+    }
     if (strstr(line, "grace period over"))
         p->grace_over = true;
     if (strstr(line, "reload failed: "))
